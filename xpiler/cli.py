@@ -55,6 +55,82 @@ def cmd_roundtrip(args) -> int:
     return 1 if counts["failed"] else 0
 
 
+def _kv(items, what, cast=int) -> dict:
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise XpilerError(f"{what} must look like NAME=VALUE, got {item!r}")
+        k, v = item.split("=", 1)
+        try:
+            out[k.strip()] = cast(v) if cast is not int else int(v, 0)
+        except ValueError:
+            try:
+                out[k.strip()] = float(v)
+            except ValueError:
+                raise XpilerError(f"{what} {k}: {v!r} is not a number") from None
+    return out
+
+
+def cmd_run(args) -> int:
+    import numpy as np
+
+    from .verify.compare import output_flags
+    from .verify.kernel import prepare
+
+    k = prepare(args.file, _kv(args.arg, "--arg"), _kv(args.extent, "--extent"))
+    inputs = k.inputs(args.seed)
+    result = k.run(inputs, args.engine, asan=args.asan)
+    print(f"{args.file}: ran {k.entry.name} on {result.engine}"
+          f"{' (asan)' if args.asan else ''}: build {result.build_seconds:.2f}s"
+          f"{' (cached)' if result.cached_build else ''}, run {result.run_seconds:.3f}s")
+    for name in k.outputs:
+        a = result.outputs[name]
+        flags = output_flags(a)
+        stats = f"min {a.min():.6g} max {a.max():.6g} mean {a.astype('float64').mean():.6g}" if a.size else "empty"
+        print(f"  {name}: {a.size} x {a.dtype} {stats}" + (f"  [{', '.join(flags)}]" if flags else ""))
+    if args.output:
+        from .fileio import atomic_write_bytes
+        import io
+
+        buf = io.BytesIO()
+        np.savez(buf, **{f"in_{n}": v for n, v in inputs.items() if hasattr(v, "dtype")},
+                 **{f"out_{n}": v for n, v in result.outputs.items()})
+        atomic_write_bytes(args.output, buf.getvalue())
+        print(f"  wrote {args.output}")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from .verify.compare import compare_arrays
+    from .verify.kernel import prepare
+
+    scalars, extents = _kv(args.arg, "--arg"), _kv(args.extent, "--extent")
+    a = prepare(args.a, scalars, extents)
+    b = prepare(args.b, scalars, extents)
+    if len(a.entry.buffers) != len(b.entry.buffers) or len(a.entry.scalars) != len(b.entry.scalars):
+        raise XpilerError(f"{args.a} and {args.b} do not have the same C signature")
+    pairs = list(zip(a.entry.buffers, b.entry.buffers))
+    for x, y in pairs:
+        if a.dtypes[x.name] != b.dtypes[y.name]:
+            raise XpilerError(f"buffer {x.name} is {a.dtypes[x.name]} in {args.a} but {y.name} is {b.dtypes[y.name]} in {args.b}")
+        b.sizes[y.name] = a.sizes[x.name]  # identical inputs: the first kernel's extents rule
+    failed = False
+    for seed in range(args.seed, args.seed + args.seeds):
+        ins = a.inputs(seed)
+        ins_b = {y.name: ins[x.name] for x, y in pairs}
+        ins_b.update({ys: ins[xs] for xs, ys in zip(a.entry.scalars, b.entry.scalars)})
+        ra = a.run(ins, args.engine_a)
+        rb = b.run(ins_b, args.engine_b)
+        for x, y in pairs:
+            if x.role not in ("out", "inout") and y.role not in ("out", "inout"):
+                continue
+            c = compare_arrays(x.name, ra.outputs[x.name], rb.outputs[y.name])
+            failed |= not c.ok or bool(c.flags)
+            print(f"seed {seed}: {c.summary()}")
+    print("outputs agree" if not failed else "outputs DIFFER (or are suspicious)")
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="xpiler", description="Translate tensor kernels between CUDA, HIP, BANG C (mlu) and C with VNNI (cpu).")
     p.add_argument("--version", action="version", version=f"xpiler {__version__}")
@@ -73,6 +149,29 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--no-compile", action="store_true", help="only check the IR fixpoint")
     sp.add_argument("--verbose", "-v", action="store_true", help="list ok files too")
     sp.set_defaults(func=cmd_roundtrip)
+
+    def add_run_args(sp):
+        sp.add_argument("--arg", action="append", metavar="NAME=VALUE", help="value of a scalar argument of the host entry (repeatable)")
+        sp.add_argument("--extent", action="append", metavar="NAME=ELEMENTS", help="declare a buffer's size in elements instead of inferring it (repeatable)")
+
+    sp = sub.add_parser("run", help="build a kernel with its host wrapper for an engine and run it on random inputs")
+    sp.add_argument("file")
+    sp.add_argument("--engine", choices=["emu", "native", "gpu"], help="emu (CPU emulator: cuda/hip/mlu), native (cpu), gpu (real NVIDIA GPU); default: native for cpu, emu otherwise")
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--asan", action="store_true", help="build with AddressSanitizer and report out-of-bounds accesses")
+    sp.add_argument("-o", "--output", metavar="OUT.npz", help="save inputs and outputs")
+    add_run_args(sp)
+    sp.set_defaults(func=cmd_run)
+
+    sp = sub.add_parser("compare", help="run two kernels with the same C signature on the same inputs and compare outputs")
+    sp.add_argument("a")
+    sp.add_argument("b")
+    sp.add_argument("--seed", type=int, default=0, help="first seed")
+    sp.add_argument("--seeds", type=int, default=3, help="number of seeds (default 3)")
+    sp.add_argument("--engine-a", choices=["emu", "native", "gpu"])
+    sp.add_argument("--engine-b", choices=["emu", "native", "gpu"])
+    add_run_args(sp)
+    sp.set_defaults(func=cmd_compare)
     return p
 
 

@@ -98,7 +98,7 @@ def _first_errors(output: str, tmp_name: str, real_name: str, limit: int = 3) ->
     return " | ".join(lines[:limit]) or output.strip().splitlines()[-1:][0] if output.strip() else "compiler failed"
 
 
-def roundtrip_file(path: Path, compile: bool = True) -> RoundtripResult:
+def roundtrip_file(path: Path, compile: bool = True, format: bool = True) -> RoundtripResult:
     name = str(path)
     try:
         dialect = dialect_of(name)
@@ -113,7 +113,7 @@ def roundtrip_file(path: Path, compile: bool = True) -> RoundtripResult:
     parse_s = time.perf_counter() - t0
     h1 = structural_hash(ir1)
     try:
-        printed = print_program(ir1)
+        printed = print_program(ir1, format=format)
     except (ValueError, TypeError, NotImplementedError) as e:
         return RoundtripResult(name, dialect, "failed", f"printer: {e}", h1, parse_s)
     try:

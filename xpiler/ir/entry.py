@@ -110,11 +110,15 @@ def _from_host_function(program: N.Program, fn: N.Function) -> HostEntry:
                 elif kind in api.d2d:
                     notes.append(f"device-to-device copy {src} -> {dst}")
         elif isinstance(s, N.Launch):
-            grid = _dims(s.config[0] if s.config else None, env)
-            block = _dims(s.config[1] if len(s.config) > 1 else None, env)
-            args = tuple(N.Var(dev_of_host.get(_var_name(a) or "", _var_name(a) or ""), None)
-                         if _var_name(a) in dev_of_host else _Subst(env)(a) for a in s.args)
-            launches.append(LaunchInfo(s.kernel, grid, block, "", args))
+            launches.append((s, dict(env)))
+    # Launch arguments are mapped once every copy is known: outputs are copied back
+    # after the launch.
+    launches = [
+        LaunchInfo(s.kernel, _dims(s.config[0] if s.config else None, env_at),
+                   _dims(s.config[1] if len(s.config) > 1 else None, env_at), "",
+                   tuple(N.Var(dev_of_host[_var_name(a)], None) if _var_name(a) in dev_of_host
+                         else _Subst(env_at)(a) for a in s.args))
+        for s, env_at in launches]
     buffers, scalars = [], []
     for p in fn.params:
         if isinstance(p.dtype, T.PointerType):

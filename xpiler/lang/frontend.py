@@ -148,7 +148,7 @@ class Converter:
         return SourceError(message, self.span(node), construct)
 
     def unsupported(self, node, what: str | None = None) -> SourceError:
-        construct = what or node.type
+        construct = what or node.type.replace("_specifier", "").replace("_statement", " statement")
         snippet = self.text(node).split("\n")[0][:60]
         return self.error(node, f"unsupported construct '{construct}': `{snippet}`", construct)
 
@@ -570,6 +570,8 @@ class Converter:
             elif c.type == "alignas_qualifier":
                 quals.append(" ".join(self.text(c).split()))
         base = self.type_of_specifier(node.child_by_field_name("type"), node)
+        if "const" in quals:
+            base = _with_const(base)  # `const T *p`: the pointee is const
         attr = self._vector_attr_in(node)
         out = []
         for d in node.children_by_field_name("declarator"):
@@ -963,6 +965,8 @@ def _number(text: str, sp, conv, node) -> N.Const:
         value = float(body)
     except ValueError:
         raise conv.error(node, f"bad number literal `{text}`", "number") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise conv.error(node, f"number literal `{text}` is out of range", "number")
     return N.Const(value, T.F32 if is_f32 else T.F64, span=sp)
 
 
