@@ -264,9 +264,10 @@ def _vec_arith(op, a, b):
 # --------------------------------------------------------------------------- math library
 _MATH_DOUBLE = {
     "exp": math.exp, "log": math.log, "sqrt": math.sqrt, "tanh": math.tanh, "erf": math.erf,
-    "fabs": math.fabs, "floor": math.floor, "ceil": math.ceil, "sin": math.sin,
-    "cos": math.cos, "tan": math.tan, "pow": math.pow, "round": lambda x: float(_round_half_away(x)),
-    "trunc": math.trunc, "fmod": math.fmod, "log2": math.log2, "exp2": lambda x: 2.0 ** x,
+    "fabs": math.fabs, "floor": lambda x: _integral(math.floor, x),
+    "ceil": lambda x: _integral(math.ceil, x), "sin": math.sin,
+    "cos": math.cos, "tan": math.tan, "pow": math.pow, "round": lambda x: _integral(_round_half_away, x),
+    "trunc": lambda x: _integral(math.trunc, x), "fmod": math.fmod, "log2": math.log2, "exp2": lambda x: 2.0 ** x,
     "atan": math.atan, "asin": math.asin, "acos": math.acos, "log10": math.log10,
     "erfc": math.erfc, "sinh": math.sinh, "cosh": math.cosh, "cbrt": lambda x: math.copysign(abs(x) ** (1 / 3), x),
     "rsqrt": lambda x: 1.0 / math.sqrt(x), "fma": lambda a, b, c: a * b + c,
@@ -285,6 +286,11 @@ C_CONSTANTS = {"INFINITY": np.float32(np.inf), "NAN": np.float32(np.nan),
                "FLT_EPSILON": np.float32(np.finfo(np.float32).eps),
                "M_PI": np.float64(math.pi), "INT_MAX": np.int32(2**31 - 1),
                "INT_MIN": np.int32(-2**31), "nullptr": None}
+
+
+def _integral(fn, x: float) -> float:
+    """floor/ceil/trunc that, like libm, return inf and nan unchanged."""
+    return float(fn(x)) if math.isfinite(x) else x
 
 
 def _round_half_away(x: float) -> float:

@@ -45,7 +45,7 @@ class Intrinsic:
     # pure synchronization), never as a shortcut.
     meaning: Optional[Callable[..., N.Stmt]] = None
     returns: Optional[T.Type] = None  # value-returning intrinsics (e.g. VNNI, MFMA)
-    constraints: tuple[str, ...] = ()  # human- and prompt-readable rules
+    constraints: tuple = ()  # Constraint objects or strings; str() is the prompt-readable rule
     collective: str = ""  # "" | warp | wave: executes as a warp/wave-wide operation
     cost: float = 1.0  # relative cost hint per element for the cost model
     variadic_overloads: tuple[int, ...] = ()  # other accepted argument counts
@@ -74,12 +74,19 @@ class Intrinsic:
         """This signature and its overloads."""
         return (self,) + self.overloads
 
-    def for_arity(self, nargs: int) -> "Intrinsic | None":
-        """The signature a call with ``nargs`` arguments uses (None if none accepts it)."""
-        for sig in self.signatures():
-            if sig.min_args <= nargs <= len(sig.params) or nargs in sig.variadic_overloads:
-                return sig
-        return None
+    def for_arity(self, nargs: int, arg_types: tuple | None = None) -> "Intrinsic | None":
+        """The signature a call with ``nargs`` arguments uses (None if none accepts it).
+        Overloads of equal arity (``__bang_div(dst, a, b, n)`` / ``(dst, a, 2.0f, n)``)
+        are told apart by ``arg_types``: a pointer/array argument selects a buffer
+        parameter, anything else a scalar one; without types the first one wins."""
+        fits = [s for s in self.signatures()
+                if s.min_args <= nargs <= len(s.params) or nargs in s.variadic_overloads]
+        if arg_types is not None and len(fits) > 1:
+            def agrees(sig):
+                return all((p.role == "scalar") == (not isinstance(t, (T.PointerType, T.ArrayType)))
+                           for p, t in zip(sig.params, arg_types) if t is not None)
+            fits = [s for s in fits if agrees(s)] or fits
+        return fits[0] if fits else None
 
     def param_var(self, p: IntrinsicParam) -> N.Var:
         """The IR variable standing for parameter ``p`` in the meaning: buffers are
@@ -156,10 +163,12 @@ class Registry:
         table[intrinsic.name] = intrinsic
         return intrinsic
 
-    def resolve(self, platform: str, name: str, nargs: int) -> Intrinsic | None:
-        """The signature of ``name`` that a call with ``nargs`` arguments uses."""
+    def resolve(self, platform: str, name: str, nargs: int,
+                arg_types: tuple | None = None) -> Intrinsic | None:
+        """The signature of ``name`` that a call with ``nargs`` arguments (of
+        ``arg_types``, None where unknown) uses."""
         intr = self.lookup(platform, name)
-        return None if intr is None else intr.for_arity(nargs)
+        return None if intr is None else intr.for_arity(nargs, arg_types)
 
     def lookup(self, platform: str, name: str) -> Intrinsic | None:
         _load_platforms()
@@ -196,8 +205,36 @@ def lookup(platform: str, name: str) -> Intrinsic | None:
     return REGISTRY.lookup(platform, name)
 
 
-def resolve(platform: str, name: str, nargs: int) -> Intrinsic | None:
-    return REGISTRY.resolve(platform, name, nargs)
+def resolve(platform: str, name: str, nargs: int, arg_types: tuple | None = None) -> Intrinsic | None:
+    return REGISTRY.resolve(platform, name, nargs, arg_types)
+
+
+def _static_type(e: N.Expr) -> T.Type | None:
+    """The type an argument expression visibly has (enough to pick an overload)."""
+    if isinstance(e, (N.Var, N.Const)):
+        return e.dtype
+    if isinstance(e, N.Cast):
+        return e.dtype
+    if isinstance(e, N.AddressOf):
+        return T.PointerType(T.VOID)
+    if isinstance(e, N.Binary) and e.op in "+-":
+        lt = _static_type(e.lhs)
+        return lt if isinstance(lt, (T.PointerType, T.ArrayType)) else None
+    return None
+
+
+def meaning_for_call(platform: str, call: N.Call, result: N.Expr | None = None) -> N.Stmt | None:
+    """The meaning of ``call`` with its arguments substituted (detensorization of one call;
+    a value-returning intrinsic assigns ``result``). None if ``call`` is not an intrinsic of
+    ``platform`` with a meaning. Warp/wave-collective meanings are in the warp view (see
+    cuda.py): they describe the whole warp, so inlining them per thread is not valid."""
+    sig = resolve(platform, call.func, len(call.args), tuple(_static_type(a) for a in call.args))
+    if sig is None or sig.meaning is None:
+        return None
+    args = {p.name: a for p, a in zip(sig.params, call.args)}
+    if sig.returns is not None and result is not None:
+        args["result"] = result
+    return sig.meaning_ir(args)
 
 
 # --------------------------------------------------------------------------- platform facts
