@@ -52,6 +52,13 @@ class _Subst(Transformer):
     def visit_Var(self, v):
         return self.env.get(v.name, v)
 
+    def visit_Member(self, m):
+        # blockSize.x where blockSize = dim3(256): the constructor's argument
+        if isinstance(m.base, N.Call) and m.base.func == "dim3" and m.field in ("x", "y", "z"):
+            i = "xyz".index(m.field)
+            return m.base.args[i] if i < len(m.base.args) else N.Const(1, T.I32)
+        return m
+
 
 def _dims(e: N.Expr | None, env) -> tuple[N.Expr, ...]:
     """A dim3-valued expression as three expressions."""
@@ -60,6 +67,8 @@ def _dims(e: N.Expr | None, env) -> tuple[N.Expr, ...]:
     e = _Subst(env)(e)
     if isinstance(e, N.Call) and e.func == "dim3":
         args = list(e.args)
+    elif isinstance(e, N.InitList):  # cnrtDim3_t dim = {16, 1, 1};
+        args = list(e.values)
     else:
         args = [e]
     while len(args) < 3:

@@ -78,9 +78,9 @@ class _Access:
                     self.reads.add(root)
 
     def call(self, call: N.Call):
-        from ..platforms.registry import lookup
+        from ..platforms.registry import _static_type, resolve
 
-        intrinsic = lookup(self.dialect, call.func)
+        intrinsic = resolve(self.dialect, call.func, len(call.args), tuple(_static_type(a) for a in call.args))
         callee = self.program.function(call.func)
         for i, a in enumerate(call.args):
             root = pointer_root(a, self.aliases)

@@ -808,7 +808,17 @@ class Converter:
             tnode = node.child_by_field_name("type")
             if tnode is not None:
                 return N.SizeOf(self.type_descriptor(tnode), span=sp)
-            return N.SizeOf(self.expr(node.child_by_field_name("value")), span=sp)
+            value = self.expr(node.child_by_field_name("value"))
+            if isinstance(value, N.Var) and value.dtype is None and self.lookup(value.name)[0] is None:
+                # `sizeof(half)`: the grammar cannot tell a type name from a variable here
+                named = self.alias(value.name)
+                if named is None and value.name in SCALAR_SPELLINGS:
+                    named = T.ScalarType(SCALAR_SPELLINGS[value.name])
+                elif named is None and value.name in VECTOR_SPELLINGS:
+                    named = T.VectorType(*VECTOR_SPELLINGS[value.name], value.name)
+                if named is not None:
+                    return N.SizeOf(named, span=sp)
+            return N.SizeOf(value, span=sp)
         if t == "initializer_list":
             return N.InitList(tuple(self.expr(c) for c in node.named_children if c.type != "comment"), span=sp)
         if t == "call_expression":

@@ -31,3 +31,23 @@ HOST_APIS = {
                    frozenset({"CNRT_MEM_TRANS_DIR_DEV2HOST", "cnrtMemcpyDevToHost"}),
                    frozenset({"CNRT_MEM_TRANS_DIR_DEV2DEV", "cnrtMemcpyDevToDev"})),
 }
+
+
+# CUDA and HIP runtimes differ only in spelling: (cuda, hip) name pairs.
+CUDA_HIP_NAMES = [
+    ("cudaMalloc", "hipMalloc"), ("cudaMemcpy", "hipMemcpy"), ("cudaFree", "hipFree"),
+    ("cudaMemset", "hipMemset"), ("cudaDeviceSynchronize", "hipDeviceSynchronize"),
+    ("cudaGetLastError", "hipGetLastError"), ("cudaGetErrorString", "hipGetErrorString"),
+    ("cudaMemcpyHostToDevice", "hipMemcpyHostToDevice"), ("cudaMemcpyDeviceToHost", "hipMemcpyDeviceToHost"),
+    ("cudaMemcpyDeviceToDevice", "hipMemcpyDeviceToDevice"), ("cudaSuccess", "hipSuccess"),
+    ("cudaError_t", "hipError_t"), ("cudaStream_t", "hipStream_t"),
+]
+
+
+def runtime_renames(source: str, target: str) -> dict[str, str]:
+    """Identifier renames that move host code between two runtimes with the same model."""
+    if (source, target) == ("cuda", "hip"):
+        return dict(CUDA_HIP_NAMES)
+    if (source, target) == ("hip", "cuda"):
+        return {h: c for c, h in CUDA_HIP_NAMES}
+    return {}

@@ -132,7 +132,14 @@ def build_command(engine: str, dialect: str, harness: Path, exe: Path, asan: boo
         cmd += ["-x", "c++", str(harness), "-o", str(exe), "-lpthread"]
     elif engine == "native":
         c = pc.load_platform_config("cpu")["compiler"]
-        cmd = [c["command"], *c["flags"], "-w", "-include", str(pc.prelude_path("cpu")),
+        flags = list(c["flags"])
+        if not _host_has_avx512() and "_mm512" not in harness.with_name("kernel.cpp").read_text(errors="ignore") \
+                if harness.with_name("kernel.cpp").exists() else False:
+            # A host without AVX-512 (e.g. this AMD EPYC) dies with SIGILL when g++
+            # auto-vectorizes plain C with -mavx512f; kernels that use no AVX-512
+            # intrinsic do not need the flags, so they are built without them.
+            flags = [f for f in flags if not f.startswith("-mavx512")]
+        cmd = [c["command"], *flags, "-w", "-include", str(pc.prelude_path("cpu")),
                "-x", "c++", str(harness), "-o", str(exe)]
     else:
         c = pc.load_platform_config("cuda")["compiler"]
@@ -143,6 +150,13 @@ def build_command(engine: str, dialect: str, harness: Path, exe: Path, asan: boo
             raise EngineError("--asan is for the CPU engines (emu, native)", "build")
         cmd[1:1] = ["-fsanitize=address", "-fno-omit-frame-pointer", "-g"]
     return cmd, env
+
+
+def _host_has_avx512() -> bool:
+    try:
+        return "avx512f" in Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return True
 
 
 def _build_dir() -> Path:
@@ -165,7 +179,8 @@ def build(source_text: str, dialect: str, entry: HostEntry, sizes: dict[str, int
     ext = {"gpu": ".cu"}.get(engine, ".cpp")
     harness_text = render_harness(entry, dialect, "kernel" + ext, sizes)
     key_src = "\0".join([kernel_text, harness_text, engine, dialect, str(asan),
-                         _runtime_fingerprint(engine, dialect)])
+                         _runtime_fingerprint(engine, dialect)]
+                        + (["no-avx512"] if engine == "native" and not _host_has_avx512() else []))
     key = hashlib.sha256(key_src.encode()).hexdigest()[:24]
     out_dir = _build_dir() / key
     exe = out_dir / "harness"

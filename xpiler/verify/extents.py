@@ -108,9 +108,9 @@ class _Collector:
                 self.expr(c, path)
 
     def call(self, call: N.Call, path):
-        from ..platforms.registry import lookup
+        from ..platforms.registry import _static_type, resolve
 
-        intrinsic = lookup(self.program.dialect, call.func)
+        intrinsic = resolve(self.program.dialect, call.func, len(call.args), tuple(_static_type(a) for a in call.args))
         if intrinsic is None:
             return
         count = _count_arg(intrinsic, call)

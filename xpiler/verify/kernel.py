@@ -13,6 +13,7 @@ import numpy as np
 
 from ..errors import XpilerError
 from ..ir import nodes as N
+from ..ir import types as T
 from ..ir.consteval import try_fold
 from ..ir.entry import HostEntry, host_entry
 from ..lang import dialect_of, parse_source
@@ -75,8 +76,11 @@ def task_ranges(dialect: str, entry: HostEntry) -> dict:
 
 
 def prepare(path: str, scalars: dict | None = None, extents: dict | None = None,
-            dialect: str | None = None, text: str | None = None) -> PreparedKernel:
-    """``scalars``: entry scalar values; ``extents``: declared buffer sizes in elements."""
+            dialect: str | None = None, text: str | None = None,
+            sizes_by_position: list | None = None) -> PreparedKernel:
+    """``scalars``: entry scalar values; ``extents``: declared buffer sizes in elements;
+    ``sizes_by_position``: byte sizes of the buffers in parameter order, known from
+    elsewhere (a translation keeps its source's C signature, so the source's sizes hold)."""
     dialect = dialect or dialect_of(path)
     text = Path(path).read_text() if text is None else text
     program = parse_source(text, dialect, path)
@@ -98,9 +102,16 @@ def prepare(path: str, scalars: dict | None = None, extents: dict | None = None,
     if bad:
         raise PrepareError(f"{path}: {entry.name} has no buffer {', '.join(bad)}")
     env = {d.name: d.value for d in program.defines if d.value is not None}
+    env.update({g.name: g.init for g in program.globals  # constexpr int N = 1; at file scope
+                if isinstance(g, N.Decl) and g.init is not None
+                and not isinstance(g.dtype, (T.PointerType, T.ArrayType))})
     env.update(scalars)
     sizes = {}
-    if entry.synthesized:
+    if sizes_by_position is not None:
+        if len(sizes_by_position) != len(entry.buffers):
+            raise PrepareError(f"{path}: {entry.name} has {len(entry.buffers)} buffers, expected {len(sizes_by_position)}")
+        sizes = {b.name: n for b, n in zip(entry.buffers, sizes_by_position)}
+    elif entry.synthesized:
         kernel = program.function(entry.launches[0].kernel)
         sizes = infer_extents(program, kernel, scalars, task_ranges(dialect, entry), declared)
     else:

@@ -1,0 +1,124 @@
+"""Memory demotion: on-chip buffers become plain arrays and DMA copies become loops;
+by-value SIMD vectors become small arrays (so the canonical program is plain C that
+every target can print)."""
+from __future__ import annotations
+
+import dataclasses
+
+from ...ir import nodes as N
+from ...ir import types as T
+from ...ir.consteval import try_fold
+from ...ir.typeinfer import type_of
+from ...ir.visitor import Transformer, walk
+from ..base import Declined
+
+PASS = "memory-demotion"
+U8P = T.PointerType(T.U8)
+
+
+def _elem_ptr(e):
+    t = type_of(e)
+    if isinstance(t, T.PointerType):
+        return t.elem
+    if isinstance(t, T.ArrayType):
+        return t.elem if len(t.shape) == 1 else None
+    return None
+
+
+class _Demote(Transformer):
+    def __init__(self):
+        self.counter = 0
+
+    def visit_Decl(self, d):
+        if d.scope:
+            dtype = dataclasses.replace(d.dtype, scope="") if isinstance(d.dtype, T.ArrayType) else d.dtype
+            return dataclasses.replace(d, scope="", dtype=dtype)
+        return d
+
+    def visit_Dma(self, s: N.Dma):
+        self.counter += 1
+        seg, e = f"xpiler_seg{self.counter}", f"xpiler_e{self.counter}"
+        elem = _elem_ptr(s.dst)
+        src_elem = _elem_ptr(s.src)
+        width = T.byte_size(elem) if elem is not None else 0
+        same = elem is not None and src_elem is not None and T.byte_size(src_elem) == width and width > 0
+        size = try_fold(s.size)
+        if same and isinstance(size, int) and size % width:
+            same = False
+        strides = list(s.strides)
+        if len(strides) not in (0, 3):
+            raise Declined(PASS, "the 3-D __memcpy form is not lifted yet", s.span)
+        if strides and same:
+            for st in strides[:2]:
+                v = try_fold(st)
+                if not isinstance(v, int) or v % width:
+                    same = False
+        ev = N.Var(e, T.I64)
+        if same:
+            count = N.Binary("/", s.size, N.Const(width, T.I64)) if not isinstance(size, int) else N.Const(size // width, T.I64)
+            dst, src = s.dst, s.src
+            if strides:
+                sv = N.Var(seg, T.I64)
+                dst = N.Binary("+", dst, N.Binary("*", sv, N.Const(try_fold(strides[0]) // width, T.I64)))
+                src = N.Binary("+", src, N.Binary("*", sv, N.Const(try_fold(strides[1]) // width, T.I64)))
+            copy = N.Assign(N.Load(dst, ev), N.Load(src, ev))
+        else:
+            count = s.size
+            dst = N.Cast(U8P, s.dst, "c")
+            src = N.Cast(U8P, s.src, "c")
+            if strides:
+                sv = N.Var(seg, T.I64)
+                dst = N.Binary("+", dst, N.Binary("*", sv, strides[0]))
+                src = N.Binary("+", src, N.Binary("*", sv, strides[1]))
+            copy = N.Assign(N.Load(dst, ev), N.Load(src, ev))
+        loop = N.For(e, T.I64, N.Const(0, T.I64), "<", count, N.Const(1, T.I32), N.Block((copy,)),
+                     kind="parallel", span=s.span)
+        if strides:
+            nseg = N.Binary("+", strides[2], N.Const(1, T.I32))
+            return N.For(seg, T.I64, N.Const(0, T.I64), "<", nseg, N.Const(1, T.I32), N.Block((loop,)),
+                         kind="parallel", span=s.span)
+        return loop
+
+
+def demote_memory(block: N.Block) -> N.Block:
+    return _Demote()(block)
+
+
+def vectors_to_arrays(block: N.Block) -> N.Block:
+    """`float4 v = {0}` -> `float v[4] = {0}`; `__m512i a` -> `int64_t a[8]`."""
+    vectors = {}
+    for n in walk(block):
+        if isinstance(n, N.Decl) and isinstance(n.dtype, T.VectorType):
+            vectors[n.name] = T.ArrayType(n.dtype.elem, (N.Const(n.dtype.lanes, T.I32),))
+        elif isinstance(n, N.Decl) and isinstance(n.dtype, T.ArrayType) and isinstance(n.dtype.elem, T.VectorType):
+            v = n.dtype.elem
+            vectors[n.name] = T.ArrayType(v.elem, n.dtype.shape + (N.Const(v.lanes, T.I32),))
+    if not vectors and not any(isinstance(n, N.TypeAlias) for n in walk(block)):
+        return block
+
+    class V(Transformer):
+        def visit_Var(self, v):
+            return N.Var(v.name, vectors[v.name], span=v.span) if v.name in vectors else v
+
+        def visit_Decl(self, d):
+            if d.name not in vectors:
+                return d
+            if d.init is not None and not isinstance(d.init, N.InitList):
+                raise Declined(PASS, f"vector {d.name} initialized from an expression", d.span)
+            return dataclasses.replace(d, dtype=vectors[d.name])
+
+        def visit_Block(self, b):
+            body = tuple(s for s in b.body if not (isinstance(s, N.TypeAlias) and isinstance(s.dtype, T.VectorType)))
+            return dataclasses.replace(b, body=body) if len(body) != len(b.body) else b
+
+        def visit_Assign(self, s):
+            if isinstance(s.target, N.Var) and s.target.name in vectors:
+                if isinstance(s.value, N.Var) and s.value.name in vectors and s.op == "=":
+                    n = vectors[s.target.name].shape[-1]
+                    i = N.Var("xpiler_l", T.I32)
+                    return N.For("xpiler_l", T.I32, N.Const(0, T.I32), "<", n, N.Const(1, T.I32),
+                                 N.Block((N.Assign(N.Load(s.target, i), N.Load(s.value, i)),)))
+                raise Declined(PASS, f"whole-vector assignment to {s.target.name}", s.span)
+            return s
+
+    return V()(block)
