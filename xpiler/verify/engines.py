@@ -97,7 +97,7 @@ def _call_expr(entry: HostEntry, dialect: str, printer) -> tuple[str, str]:
     return f"{entry.name}({joined})", ""
 
 
-def render_harness(entry: HostEntry, dialect: str, kernel_file: str, sizes: dict[str, int]) -> str:
+def render_harness(entry: HostEntry, dialect: str, kernel_file: str, sizes: dict[str, int], gpu: bool = False) -> str:
     import jinja2
 
     printer = PRINTERS[dialect]()
@@ -106,9 +106,9 @@ def render_harness(entry: HostEntry, dialect: str, kernel_file: str, sizes: dict
     buffers = [{"name": b.name, "nbytes": sizes[b.name], "alloc": max(1, sizes[b.name]), "role": b.role}
                for b in entry.buffers]
     scalars = [{"name": s, "ctype": printer.type_decl(_param(entry, s).dtype, "").strip()} for s in entry.scalars]
-    call, sync = _call_expr(entry, dialect, printer)
+    call, _ = _call_expr(entry, dialect, printer)
     return env.get_template("main.cpp.j2").render(entry_name=entry.name, kernel_file=kernel_file,
-                                                  buffers=buffers, scalars=scalars, call=call, sync=sync)
+                                                  buffers=buffers, scalars=scalars, call=call, gpu=gpu)
 
 
 def _param(entry: HostEntry, name: str) -> N.Param:
@@ -166,7 +166,7 @@ def _build_dir() -> Path:
 
 
 def build(source_text: str, dialect: str, entry: HostEntry, sizes: dict[str, int], engine: str,
-          *, asan: bool = False) -> tuple[Path, float, bool]:
+          *, asan: bool = False, name: str = "") -> tuple[Path, float, bool]:
     """Compile source + harness for ``engine``; returns (executable, seconds, from_cache)."""
     _engine_dialect_ok(engine, dialect)
     kernel_text = source_text
@@ -176,8 +176,10 @@ def build(source_text: str, dialect: str, entry: HostEntry, sizes: dict[str, int
         # BANG launches use the same <<<...>>> syntax as CUDA; its kernel names need the
         # same protection from libm clashes.
         kernel_text = adapt_for_emulator(source_text, "cuda" if dialect == "mlu" else dialect)
+    if name:  # compiler and AddressSanitizer messages name the user's file and line
+        kernel_text = f'#line 1 "{_c_string(name)}"\n' + kernel_text
     ext = {"gpu": ".cu"}.get(engine, ".cpp")
-    harness_text = render_harness(entry, dialect, "kernel" + ext, sizes)
+    harness_text = render_harness(entry, dialect, "kernel" + ext, sizes, gpu=engine == "gpu")
     key_src = "\0".join([kernel_text, harness_text, engine, dialect, str(asan),
                          _runtime_fingerprint(engine, dialect)]
                         + (["no-avx512"] if engine == "native" and not _host_has_avx512() else []))
@@ -206,6 +208,10 @@ def build(source_text: str, dialect: str, entry: HostEntry, sizes: dict[str, int
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _c_string(s: str) -> str:
+    return s.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def _runtime_fingerprint(engine: str, dialect: str) -> str:
@@ -261,14 +267,15 @@ def _run_error(stderr: str) -> str:
     lines = [l for l in stderr.splitlines() if l.strip()]
     for i, l in enumerate(lines):
         if "ERROR: AddressSanitizer" in l:
-            frame = next((x.strip() for x in lines[i:] if " in " in x and "kernel." in x), "")
+            frame = next((x.strip().split(" in ", 1)[1] for x in lines[i:] if " in " in x and "/harness." not in x
+                          and "asan" not in x.split(" in ", 1)[1]), "")
             return l.split("ERROR: ")[-1] + (f" at {frame}" if frame else "")
     return " | ".join(lines[-3:]) or "(no output)"
 
 
 def run_program(source_text: str, dialect: str, entry: HostEntry, inputs: dict, sizes: dict[str, int],
-                engine: str | None = None, *, asan: bool = False, timeout: float = 300) -> RunResult:
+                engine: str | None = None, *, asan: bool = False, timeout: float = 300, name: str = "") -> RunResult:
     engine = engine or default_engine(dialect)
-    exe, bsec, cached = build(source_text, dialect, entry, sizes, engine, asan=asan)
+    exe, bsec, cached = build(source_text, dialect, entry, sizes, engine, asan=asan, name=name)
     outputs, rsec, log = run(exe, entry, inputs, sizes, timeout=timeout, engine=engine)
     return RunResult(outputs, engine, bsec, rsec, log, cached)

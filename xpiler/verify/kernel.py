@@ -42,7 +42,8 @@ class PreparedKernel:
         return make_inputs(self.entry.buffers, self.sizes, self.scalars, seed, self.dtypes)
 
     def run(self, inputs: dict, engine: str | None = None, *, asan: bool = False, timeout: float = 300) -> RunResult:
-        return run_program(self.text, self.dialect, self.entry, inputs, self.sizes, engine, asan=asan, timeout=timeout)
+        return run_program(self.text, self.dialect, self.entry, inputs, self.sizes, engine, asan=asan, timeout=timeout,
+                           name=self.path)
 
     @property
     def outputs(self) -> list[str]:

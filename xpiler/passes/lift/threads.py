@@ -400,6 +400,7 @@ class _Regions:
 
     def __init__(self, gpu: GpuLift, variant: set[str]):
         self.gpu = gpu
+        self.extra_decls: list[N.Decl] = []
         self.variant = variant
         self.private: dict[str, N.Decl] = {}
 
@@ -417,7 +418,7 @@ class _Regions:
             self.private[d.name] = d
 
     def declarations(self) -> list[N.Stmt]:
-        return [N.Decl(name + "_p", self._ptype(d), span=d.span) for name, d in self.private.items()]
+        return [N.Decl(name + "_p", self._ptype(d), span=d.span) for name, d in self.private.items()] + self.extra_decls
 
     def _pvar(self, name: str) -> N.Var:
         return N.Var(name + "_p", self._ptype(self.private[name]))
@@ -474,12 +475,24 @@ class _Regions:
 
         return U()(e)
 
-    def lift_stmts(self, stmts: list[N.Stmt]) -> list[N.Stmt]:
+    def lift_stmts(self, stmts: list[N.Stmt], preds: tuple = ()) -> list[N.Stmt]:
+        """Fission of ``stmts``; ``preds`` are the per-thread predicate arrays of the
+        thread-dependent conditionals around them (a thread outside them is inactive)."""
         out, run = [], []
+        tid = self.gpu._tid()
+
+        def active():
+            e = None
+            for p in preds:
+                term = N.Load(p, tid)
+                e = term if e is None else N.Binary("&&", e, term)
+            return e
 
         def flush():
             if run:
                 body = self._privatize(run)
+                if preds:
+                    body = [N.If(active(), N.Block(tuple(body)))]
                 loops = self.gpu._loops(self.gpu.tvars, self.gpu.block, body, "threadIdx")
                 out.extend(loops)
                 run.clear()
@@ -490,27 +503,61 @@ class _Regions:
                 continue
             flush()
             if isinstance(s, N.Barrier):
+                if preds and s.scope == "block":
+                    raise Declined(PASS, "__syncthreads inside thread-dependent control flow", s.span)
                 continue
             if isinstance(s, N.Block):
-                out.extend(self.lift_stmts(list(s.body)))
+                out.extend(self.lift_stmts(list(s.body), preds))
             elif isinstance(s, N.If):
+                if self._is_variant(s.cond):
+                    out.extend(self._predicated_if(s, preds))
+                    continue
                 cond = self._uniform(s.cond, s.span)
-                out.append(N.If(cond, N.Block(tuple(self.lift_stmts(list(s.then.body)))),
-                                N.Block(tuple(self.lift_stmts(list(s.other.body)))) if s.other else None, span=s.span))
+                out.append(N.If(cond, N.Block(tuple(self.lift_stmts(list(s.then.body), preds))),
+                                N.Block(tuple(self.lift_stmts(list(s.other.body), preds))) if s.other else None,
+                                span=s.span))
             elif isinstance(s, N.For):
                 if s.var in self.private or s.var in self.variant:
                     raise Declined(PASS, "a barrier inside a thread-dependent loop", s.span)
                 start, bound, step = (self._uniform(e, s.span) for e in (s.start, s.bound, s.step))
                 out.append(dataclasses.replace(s, start=start, bound=bound, step=step,
-                                               body=N.Block(tuple(self.lift_stmts(list(s.body.body))))))
+                                               body=N.Block(tuple(self.lift_stmts(list(s.body.body), preds)))))
             else:
-                out.extend(self._collective(s))
+                out.extend(self._collective(s, preds))
         flush()
         return out
 
-    def _collective(self, s) -> list[N.Stmt]:
+    def _is_variant(self, e) -> bool:
+        return any(isinstance(v, N.Var) and v.name in self.variant for v in walk(e))
+
+    def _predicated_if(self, s: N.If, preds: tuple) -> list[N.Stmt]:
+        """A conditional that differs between threads but contains a collective: each
+        thread records whether it takes each branch; the collective then runs with the
+        threads outside the branch inactive (the platform's documented semantics)."""
+        nt = self.gpu._nthreads()
+        name = self.gpu.namer.fresh("active")
+        pvar = N.Var(name, T.ArrayType(T.BOOL, (nt,)))
+        self.extra_decls.append(N.Decl(name, pvar.dtype, span=s.span))
+        cond = N.Cast(T.BOOL, s.cond, "c")
+        out = []
+        self_preds = preds
+        record = [N.Assign(N.Load(pvar, self.gpu._tid()), cond)]
+        body = self._privatize(record)
+        out.extend(self.gpu._loops(self.gpu.tvars, self.gpu.block, body, "threadIdx"))
+        out.extend(self.lift_stmts(list(s.then.body), self_preds + (pvar,)))
+        if s.other is not None:
+            nname = self.gpu.namer.fresh("inactive")
+            nvar = N.Var(nname, pvar.dtype)
+            self.extra_decls.append(N.Decl(nname, nvar.dtype, span=s.span))
+            neg = [N.Assign(N.Load(nvar, self.gpu._tid()), N.Unary("!", N.Load(pvar, self.gpu._tid())))]
+            out.extend(self.gpu._loops(self.gpu.tvars, self.gpu.block, neg, "threadIdx"))
+            out.extend(self.lift_stmts(list(s.other.body), self_preds + (nvar,)))
+        return out
+
+    def _collective(self, s, preds: tuple = ()) -> list[N.Stmt]:
         """A wave/warp-collective statement (MFMA): gather operands per lane, apply the
-        registry meaning per wave, scatter the results."""
+        registry meaning per wave, scatter the results. Inactive lanes (outside a
+        thread-dependent conditional) give zeros and receive nothing."""
         call = s.value if isinstance(s, N.Assign) else getattr(s, "expr", None)
         intr = lookup(self.gpu.dialect, call.func) if isinstance(call, N.Call) else None
         if intr is None or intr.meaning is None or not isinstance(s, N.Assign) or not isinstance(s.target, N.Var):
@@ -521,20 +568,62 @@ class _Regions:
             raise Declined(PASS, f"{intr.name} needs whole waves per block", s.span)
         namer = self.gpu.namer
         w = namer.fresh("wave")
-        out = []
-        args = []
         wave_base = N.Binary("*", N.Var(w, T.I32), N.Const(lanes, T.I32))
-        for a, p in zip(call.args, intr.params):
-            if p.role == "scalar" and not isinstance(p.dtype, (T.VectorType, T.ArrayType)) and p.name in ("cbsz", "abid", "blgp"):
-                args.append(a)
-                continue
-            args.append(self._lane_array(a, wave_base, s))
-        result = self._lane_array(s.target, wave_base, s)
-        body = expand_call(self.gpu.dialect, N.Call(call.func, tuple(args)), result, namer)
+        if preds:
+            body = self._predicated_collective(s, call, intr, preds, wave_base)
+        else:
+            args = []
+            for a, p in zip(call.args, intr.params):
+                if p.name in ("cbsz", "abid", "blgp"):
+                    args.append(a)
+                    continue
+                args.append(self._lane_array(a, wave_base, s))
+            result = self._lane_array(s.target, wave_base, s)
+            body = expand_call(self.gpu.dialect, N.Call(call.func, tuple(args)), result, namer)
+            if body is None:
+                raise Declined(PASS, f"{intr.name} has no meaning for this call", s.span)
+        return [N.For(w, T.I32, ZERO, "<", N.Const(nt // lanes, T.I32), ONE, body, kind="parallel", axis="wave")]
+
+    def _predicated_collective(self, s, call, intr, preds, wave_base) -> N.Block:
+        namer = self.gpu.namer
+        lanes = self.gpu.lanes
+        ret = intr.returns
+        if not isinstance(ret, T.VectorType) or any(isinstance(p.dtype, T.VectorType) for p in intr.params[:2]):
+            raise Declined(PASS, f"{intr.name} under a thread-dependent condition is not lifted", s.span)
+        regs = ret.lanes
+        lane = namer.fresh("lane")
+        lv = N.Var(lane, T.I32)
+        t = N.Binary("+", wave_base, lv)
+        act = None
+        for p in preds:
+            act = N.Load(p, t) if act is None else N.Binary("&&", act, N.Load(p, t))
+        names = {k: namer.fresh(f"mfma_{k}") for k in ("a", "b", "c", "d")}
+        arrs = {k: N.Var(v, T.ArrayType(ret.elem if k in "cd" else intr.params[0].dtype,
+                                          (N.Const(lanes * (regs if k in "cd" else 1), T.I32),)))
+                for k, v in names.items()}
+        decls = [N.Decl(v.name, v.dtype) for v in arrs.values()]
+        zero = N.Const(0.0, T.F32)
+        gather = []
+        for k, a in (("a", call.args[0]), ("b", call.args[1])):
+            src = self._lane_array(a, N.Const(0, T.I32), s)
+            gather.append(N.Assign(N.Load(arrs[k], lv), N.Select(act, N.Load(src, t), zero)))
+        csrc = self._lane_array(call.args[2], N.Const(0, T.I32), s)
+        r = namer.fresh("reg")
+        rv = N.Var(r, T.I32)
+        flat = N.Binary("+", N.Binary("*", lv, N.Const(regs, T.I32)), rv)
+        gflat = N.Binary("+", N.Binary("*", t, N.Const(regs, T.I32)), rv)
+        gather.append(N.For(r, T.I32, ZERO, "<", N.Const(regs, T.I32), ONE,
+                            N.Block((N.Assign(N.Load(arrs["c"], flat), N.Load(csrc, gflat)),))))
+        gather_loop = N.For(lane, T.I32, ZERO, "<", N.Const(lanes, T.I32), ONE, N.Block(tuple(gather)))
+        args = (arrs["a"], arrs["b"], arrs["c"]) + tuple(call.args[3:])
+        body = expand_call(self.gpu.dialect, N.Call(call.func, args), arrs["d"], namer)
         if body is None:
             raise Declined(PASS, f"{intr.name} has no meaning for this call", s.span)
-        out.append(N.For(w, T.I32, ZERO, "<", N.Const(nt // lanes, T.I32), ONE, body, kind="parallel", axis="wave"))
-        return out
+        dst = self._lane_array(s.target, N.Const(0, T.I32), s)
+        scatter = N.For(lane, T.I32, ZERO, "<", N.Const(lanes, T.I32), ONE, N.Block((
+            N.If(act, N.Block((N.For(r, T.I32, ZERO, "<", N.Const(regs, T.I32), ONE,
+                                     N.Block((N.Assign(N.Load(dst, gflat), N.Load(arrs["d"], flat)),))),))),)))
+        return N.Block(tuple(decls) + (gather_loop, body, scatter))
 
     def _lane_array(self, e, wave_base, s):
         """A per-lane operand as an array over the wave's lanes (a privatized variable)."""
