@@ -29,7 +29,7 @@ class BenchRow:
     file: str
     src: str  # the JSON writes it as "from"
     dst: str
-    status: str  # verified | unverified | failed | source-defect
+    status: str  # verified | unverified | failed | source-defect | skipped (too large to run here)
     reason: str = ""
     seconds: float = 0.0
     intrinsics: list = field(default_factory=list)
@@ -72,7 +72,8 @@ def _compiles(target: str, text: str, name: str) -> bool | None:
     return ok
 
 
-def run_one(path: Path, src: str, dst: str, cases, defects: dict, seeds, compile_check: bool) -> BenchRow:
+def run_one(path: Path, src: str, dst: str, cases, defects: dict, seeds, compile_check: bool,
+            out_dir: str | None = None, timeout: float = 300) -> BenchRow:
     t0 = time.perf_counter()
     name = str(path)
     if path.name in defects:
@@ -83,8 +84,10 @@ def run_one(path: Path, src: str, dst: str, cases, defects: dict, seeds, compile
         return BenchRow(name, src, dst, "source-defect", f"no case: {e}")
     if case is None:
         return BenchRow(name, src, dst, "source-defect", f"no case: {getattr(cases, 'LAST_REASON', '')}")
+    if getattr(case, "skip", None):
+        return BenchRow(name, src, dst, "skipped", case.skip)
     opts = TranslateOptions(target=dst, scalars=dict(case.scalars), extents=dict(case.extents), seeds=seeds,
-                            inputs=case.make_inputs)
+                            inputs=case.make_inputs, timeout=timeout)
     try:
         tr = translate_file(name, opts)
     except SourceError as e:
@@ -92,11 +95,20 @@ def run_one(path: Path, src: str, dst: str, cases, defects: dict, seeds, compile
     except TranslationError as e:
         v = e.report.get("verification") or {}
         status = "source-defect" if v.get("side") == "source" else "failed"
+        if not v:  # a pass declined: that is the source's fault only if it is not valid code
+            from .roundtrip import check_compiles
+
+            ok, msg = check_compiles(src, path.read_text(), name)
+            if ok is False:
+                return BenchRow(name, src, dst, "source-defect", f"the source does not compile: {msg}",
+                                time.perf_counter() - t0)
         return BenchRow(name, src, dst, status, str(e), time.perf_counter() - t0,
                         e.report.get("intrinsics", []), None, e.report.get("route", ""))
     except XpilerError as e:
         return BenchRow(name, src, dst, "failed", str(e), time.perf_counter() - t0)
     seconds = time.perf_counter() - t0
+    if out_dir:
+        tr.write(Path(out_dir) / f"{src}-{dst}")
     compiled = _compiles(dst, tr.text, name) if compile_check else None
     return BenchRow(name, src, dst, "verified" if tr.verified else "unverified", "", seconds,
                     tr.report.get("intrinsics", []), compiled, tr.report.get("route", ""))
@@ -114,11 +126,12 @@ def summarize(rows: list[BenchRow]) -> list[dict]:
     for r in rows:
         by_dir.setdefault((r.src, r.dst), []).append(r)
     for (a, b), rs in sorted(by_dir.items()):
-        valid = [r for r in rs if r.status != "source-defect"]
+        valid = [r for r in rs if r.status not in ("source-defect", "skipped")]
         ver = [r for r in valid if r.status == "verified"]
         secs = [r.seconds for r in valid if r.status in ("verified", "unverified")]
         out.append({
-            "from": a, "to": b, "files": len(rs), "source_defects": len(rs) - len(valid), "valid": len(valid),
+            "from": a, "to": b, "files": len(rs), "skipped": sum(r.status == "skipped" for r in rs),
+            "source_defects": sum(r.status == "source-defect" for r in rs), "valid": len(valid),
             "translated": sum(r.status in ("verified", "unverified") for r in valid),
             "compiled": sum(bool(r.compiled) for r in valid),
             "verified": len(ver), "rate": (len(ver) / len(valid)) if valid else 0.0,
@@ -129,10 +142,11 @@ def summarize(rows: list[BenchRow]) -> list[dict]:
 
 
 def format_table(summary: list[dict]) -> str:
-    head = "| direction | files | source-defects | valid | translated | compiled | verified | rate | special instr. | median s |"
-    lines = [head, "|" + "---|" * 10]
+    head = ("| direction | files | skipped | source-defects | valid | translated | compiled | verified | rate "
+            "| special instr. | median s |")
+    lines = [head, "|" + "---|" * 11]
     for s in summary:
-        lines.append(f"| {s['from']}->{s['to']} | {s['files']} | {s['source_defects']} | {s['valid']} | "
+        lines.append(f"| {s['from']}->{s['to']} | {s['files']} | {s['skipped']} | {s['source_defects']} | {s['valid']} | "
                      f"{s['translated']} | {s['compiled']} | {s['verified']} | {100 * s['rate']:.1f}% | "
                      f"{s['special_instructions']} | {s['median_seconds']:.1f} |")
     return "\n".join(lines)
@@ -140,7 +154,8 @@ def format_table(summary: list[dict]) -> str:
 
 def bench(root: str, src: str, dst: str, jobs: int = 2, cases_path: str | None = None,
           selfcheck: str | None = None, seeds=(0, 1), compile_check: bool = True, limit: int | None = None,
-          match: str | None = None, progress=None) -> list[BenchRow]:
+          match: str | None = None, progress=None, out_dir: str | None = None,
+          timeout: float = 300) -> list[BenchRow]:
     cases = load_cases(cases_path)
     defects = _defects_from_selfcheck(selfcheck)
     work = []
@@ -156,7 +171,8 @@ def bench(root: str, src: str, dst: str, jobs: int = 2, cases_path: str | None =
         work += [(f, a, b) for f in files]
     rows = []
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = [pool.submit(run_one, f, a, b, cases, defects, tuple(seeds), compile_check) for f, a, b in work]
+        futures = [pool.submit(run_one, f, a, b, cases, defects, tuple(seeds), compile_check, out_dir, timeout)
+                   for f, a, b in work]
         for i, fut in enumerate(futures, 1):
             row = fut.result()
             rows.append(row)

@@ -47,6 +47,7 @@ class TranslateOptions:
     route: str = "auto"  # auto | direct | canonical
     lower_params: dict = field(default_factory=dict)  # pass parameters (block size, ...)
     inputs: object = None  # optional seed -> {buffer: array}: meaningful inputs for verification
+    timeout: float = 300  # seconds per kernel run during verification
 
 
 @dataclass

@@ -173,7 +173,8 @@ class CPrinter:
         else:
             upd = f"{s.var} += {self.expr(step)}"
         prefix = self.loop_annotation(s)
-        text = f"for ({init}; {s.var} {s.cmp} {self.expr(s.bound)}; {upd}) " + self.block_text(s.body, level)
+        bound = self._wrap(s.bound, PREC[s.cmp], right=True)
+        text = f"for ({init}; {s.var} {s.cmp} {bound}; {upd}) " + self.block_text(s.body, level)
         return prefix + text if prefix else text
 
     def loop_annotation(self, s: N.For) -> str:

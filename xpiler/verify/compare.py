@@ -52,7 +52,16 @@ def output_flags(a: np.ndarray) -> list[str]:
     return flags
 
 
-def compare_arrays(name: str, expected: np.ndarray, actual: np.ndarray, atol=None, rtol=None) -> Comparison:
+def compare_arrays(name: str, expected: np.ndarray, actual: np.ndarray, atol=None, rtol=None,
+                   defined: np.ndarray | None = None) -> Comparison:
+    """``defined``: a boolean mask of the elements to compare (the others are undefined in
+    ``expected``, e.g. never written by the source kernel)."""
+    if defined is not None and expected.shape == actual.shape:
+        c = compare_arrays(name, expected[defined], actual[defined], atol, rtol)
+        if c.first_mismatch is not None:
+            c.first_mismatch = int(np.flatnonzero(defined)[c.first_mismatch])
+        c.count = int(expected.size)
+        return c
     if expected.shape != actual.shape:
         return Comparison(name, False, float("inf"), float("inf"), max(expected.size, actual.size),
                           max(expected.size, actual.size), 0, ["shape differs"])

@@ -229,7 +229,7 @@ def _errors(output: str, tmp: Path, limit: int = 4) -> str:
 
 
 def run(exe: Path, entry: HostEntry, inputs: dict, sizes: dict[str, int], *, timeout: float = 300,
-        engine: str = "emu") -> tuple[dict, float, str]:
+        engine: str = "emu", env: dict | None = None) -> tuple[dict, float, str]:
     """Run a built harness; returns (buffers after the run, seconds, stderr)."""
     with tempfile.TemporaryDirectory(prefix="xpiler-run-") as tmp:
         fin, fout = Path(tmp) / "in.bin", Path(tmp) / "out.bin"
@@ -243,7 +243,7 @@ def run(exe: Path, entry: HostEntry, inputs: dict, sizes: dict[str, int], *, tim
             for s in entry.scalars:
                 dt = numpy_dtype(_param(entry, s).dtype)
                 f.write(np.array([inputs[s]], dtype=dt).tobytes())
-        env = dict(os.environ, ASAN_OPTIONS="detect_leaks=0:abort_on_error=0")
+        env = dict(os.environ, ASAN_OPTIONS="detect_leaks=0:abort_on_error=0", **(env or {}))
         t0 = time.perf_counter()
         try:
             r = subprocess.run([str(exe), str(fin), str(fout)], capture_output=True, text=True,
@@ -274,8 +274,9 @@ def _run_error(stderr: str) -> str:
 
 
 def run_program(source_text: str, dialect: str, entry: HostEntry, inputs: dict, sizes: dict[str, int],
-                engine: str | None = None, *, asan: bool = False, timeout: float = 300, name: str = "") -> RunResult:
+                engine: str | None = None, *, asan: bool = False, timeout: float = 300, name: str = "",
+                env: dict | None = None) -> RunResult:
     engine = engine or default_engine(dialect)
     exe, bsec, cached = build(source_text, dialect, entry, sizes, engine, asan=asan, name=name)
-    outputs, rsec, log = run(exe, entry, inputs, sizes, timeout=timeout, engine=engine)
+    outputs, rsec, log = run(exe, entry, inputs, sizes, timeout=timeout, engine=engine, env=env)
     return RunResult(outputs, engine, bsec, rsec, log, cached)

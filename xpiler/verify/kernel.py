@@ -41,9 +41,10 @@ class PreparedKernel:
     def inputs(self, seed: int) -> dict:
         return make_inputs(self.entry.buffers, self.sizes, self.scalars, seed, self.dtypes)
 
-    def run(self, inputs: dict, engine: str | None = None, *, asan: bool = False, timeout: float = 300) -> RunResult:
+    def run(self, inputs: dict, engine: str | None = None, *, asan: bool = False, timeout: float = 300,
+            env: dict | None = None) -> RunResult:
         return run_program(self.text, self.dialect, self.entry, inputs, self.sizes, engine, asan=asan, timeout=timeout,
-                           name=self.path)
+                           name=self.path, env=env)
 
     @property
     def outputs(self) -> list[str]:

@@ -55,6 +55,7 @@ def lift_program(program: N.Program, config: dict) -> Canonical:
         params = fn.params
     block = N.Block(tuple(body))
     block = detensorize(block, program.dialect, namer)
+    block = named_constants(block, program.dialect)
     block = demote_memory(block)
     block = flatten_blocks(canonical_math(vectors_to_arrays(block)))
     _check_canonical(block, program.dialect)
@@ -66,7 +67,7 @@ def lift_program(program: N.Program, config: dict) -> Canonical:
 
 
 def _canonical_device(f: N.Function, program, namer) -> N.Function:
-    body = detensorize(f.body, program.dialect, namer)
+    body = named_constants(detensorize(f.body, program.dialect, namer), program.dialect)
     body = canonical_math(vectors_to_arrays(demote_memory(body)))
     _check_canonical(body, program.dialect)
     return dataclasses.replace(f, body=body, qualifiers=tuple(q for q in f.qualifiers if q in ("inline", "static")),
@@ -134,6 +135,24 @@ def detensorize(block: N.Block, dialect: str, namer) -> N.Block:
     return _DetensorizeAll(dialect, namer)(block)
 
 
+def named_constants(block, dialect):
+    """Platform constants a meaning may refer to (wmma::mem_row_major) become values."""
+    from ...platforms.registry import facts
+
+    table = {k: v for k, v in facts(dialect).constants.items()} if facts(dialect) else {}
+    if not table:
+        return block
+
+    class C(Transformer):
+        def visit_Var(self, v):
+            if v.name in table:
+                val = table[v.name]
+                return N.Const(val, T.I32 if isinstance(val, int) else T.F32, span=v.span)
+            return v
+
+    return C()(block)
+
+
 # ------------------------------------------------------------------- host code
 def lift_host(fn: N.Function, entry: HostEntry, program: N.Program, namer, notes) -> list[N.Stmt]:
     api = HOST_APIS.get(program.dialect)
@@ -185,7 +204,8 @@ def _lift_host_stmts(stmts, fn, entry, program, namer, notes, api, params, host_
             args = {p.name: _host_arg(a, host_of) for p, a in zip(kernel.params, s.args)}
             local_launch = dataclasses.replace(launch, grid=tuple(substitute(g, _host_env(fn)) for g in launch.grid),
                                                block=tuple(substitute(b, _host_env(fn)) for b in launch.block))
-            lifter = GpuLift(kernel, program, local_launch, namer, program.dialect, LANES.get(program.dialect, 32))
+            lifter = GpuLift(kernel, program, local_launch, namer, program.dialect, LANES.get(program.dialect, 32),
+                             names_in(fn) | {d.name for d in program.defines} | _global_names(program))
             out.extend(lifter.run(args))
         elif isinstance(s, N.If) and _is_error_check(s):
             notes.append(f"dropped host error check at line {s.span.line if s.span else '?'}")
@@ -201,6 +221,10 @@ def _lift_host_stmts(stmts, fn, entry, program, namer, notes, api, params, host_
         else:
             raise Declined(PASS, f"host statement {type(s).__name__} is not lifted", s.span)
     return out
+
+
+def _global_names(program) -> set:
+    return {g.name for g in program.globals if isinstance(g, (N.Decl, N.TypeAlias))}
 
 
 def _host_env(fn):

@@ -113,6 +113,7 @@ class GpuLift:
     namer: Namer
     dialect: str
     lanes: int  # 32 (warp) or 64 (wave)
+    outer_names: set = dataclasses.field(default_factory=set)  # names of the code around the kernel
 
     def run(self, args: dict[str, N.Expr]) -> list[N.Stmt]:
         k = self.kernel
@@ -146,7 +147,7 @@ class GpuLift:
         taken_locals = {d.name for d in find_all(body, N.Decl)} | {f.var for f in find_all(body, N.For)}
         # A kernel local that shadows a name the arguments refer to would capture it.
         arg_names = {v.name for a in args.values() for v in walk(a) if isinstance(v, N.Var)}
-        renames = {n: N.Var(self.namer.fresh(n), None) for n in taken_locals & (arg_names | self.namer.taken)}
+        renames = {n: N.Var(self.namer.fresh(n), None) for n in taken_locals & (arg_names | self.outer_names)}
         if renames:
             body = _rename_locals(body, {k: v.name for k, v in renames.items()})
         for p in self.kernel.params:

@@ -37,7 +37,11 @@ class Phase:
     def total(self) -> N.Expr:
         e = None
         for l in self.loops:
-            e = l.extent if e is None else N.Binary("*", e, l.extent)
+            ext = l.extent
+            if len(self.loops) > 1 and not isinstance(try_fold(ext), int):
+                # a loop that runs zero times must not turn a product of extents positive
+                ext = N.Select(N.Binary(">", ext, N.Const(0, T.I32)), ext, N.Const(0, T.I32))
+            e = ext if e is None else N.Binary("*", e, ext)
         v = try_fold(e) if e is not None else 1
         return N.Const(v, T.I64) if isinstance(v, int) else e
 
@@ -56,13 +60,14 @@ def trip_count(f: N.For) -> N.Expr | None:
         span = N.Binary("+", N.Binary("-", f.start, f.bound), N.Const(1, T.I32))
     else:
         return None
+    if try_fold(f.start) == 0 and f.cmp == "<":
+        span = f.bound
     a = abs(step)
     count = span if a == 1 else N.Binary("/", N.Binary("+", span, N.Const(a - 1, T.I32)), N.Const(a, T.I32))
     v = try_fold(count)
     if isinstance(v, int):
         return N.Const(max(v, 0), T.I64)
-    # a loop that runs zero times must not become a negative trip count
-    return N.Select(N.Binary(">", count, N.Const(0, T.I32)), count, N.Const(0, T.I32))
+    return count  # may be negative: Phase.total() clamps where it matters
 
 
 def _uses(node, names: set[str]) -> bool:
@@ -107,8 +112,8 @@ def split_phases(body: N.Block) -> list[Phase]:
             serial.clear()
 
     for s in body.body:
-        if _pure_scalar_decl(s) and not phases and not serial:
-            prelude.append(s)
+        if _pure_scalar_decl(s) and not serial:
+            prelude.append(s)  # replicated into every later phase that may use it
             continue
         if isinstance(s, N.For) and s.kind == "parallel":
             nest = parallel_nest(s)
@@ -129,6 +134,9 @@ def index_decls(loops: list[Loop], flat: N.Expr) -> list[N.Stmt]:
     for l in reversed(loops):
         sizes.append(inner)
         inner = N.Binary("*", inner, l.extent)
+        folded = try_fold(inner)
+        if isinstance(folded, int):
+            inner = N.Const(folded, T.I64)
     sizes.reverse()
     for l, below in zip(loops, sizes):
         q = flat if try_fold(below) == 1 else N.Binary("/", flat, below)

@@ -191,6 +191,17 @@ enum mluMemcpyDirection_t {
 
 namespace xpiler_bang {
 
+// The byte on-chip memory (and new GDRAM) is filled with: 0xFF, or XPILER_EMU_POISON_BYTE
+// from the environment (verification varies it to find outputs that were never written).
+inline int poison_byte() {
+  static const int b = [] {
+    const char* e = std::getenv("XPILER_EMU_POISON_BYTE");
+    return e ? int(std::strtol(e, nullptr, 0) & 0xFF) : 0xFF;
+  }();
+  return b;
+}
+
+
 // ==========================================================================================
 // 4. Diagnostics. One place formats every error, naming the builtin, the task and the
 //    offending pointer/range, then aborts (exit status 3) so tests can match the text.
@@ -1102,7 +1113,7 @@ inline cnrtRet_t cnrtMalloc(void** p, size_t bytes) {
   // 64-byte aligned, and zero bytes still get a distinct address.
   void* q = std::aligned_alloc(64, (std::max<size_t>(bytes, 1) + 63) / 64 * 64);
   if (!q) return CNRT_RET_ERR_NOMEM;
-  std::memset(q, 0, bytes);
+  std::memset(q, xpiler_bang::poison_byte(), bytes);  // uninitialized device memory
   std::lock_guard<std::mutex> lk(r.mu);
   r.blocks[uintptr_t(q)] = bytes;
   *p = q;
@@ -1240,7 +1251,8 @@ __attribute__((noinline)) void invoke_fenced(K k, Tup& args) {
 #if XPILER_BANG_POISON_ONCHIP
   const size_t want = size_t(XPILER_NRAM_BYTES) + size_t(XPILER_WRAM_BYTES) + XPILER_BANG_FRAME_SLACK;
   uintptr_t hi = (sp - 16) & ~uintptr_t(7), lo = std::max(g_task->stack_lo, hi - std::min(hi, uintptr_t(want)));
-  for (volatile uint64_t* p = reinterpret_cast<volatile uint64_t*>(lo); uintptr_t(p) < hi; ++p) *p = ~0ull;
+  const uint64_t fill = 0x0101010101010101ull * uint64_t(poison_byte());
+  for (volatile uint64_t* p = reinterpret_cast<volatile uint64_t*>(lo); uintptr_t(p) < hi; ++p) *p = fill;
 #endif
   std::apply(k, args);
   g_task->fence = 0;

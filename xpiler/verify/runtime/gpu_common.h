@@ -78,6 +78,17 @@
 namespace xpiler {
 namespace gpu {
 
+// The byte new device memory is filled with: 0xFF, or XPILER_EMU_POISON_BYTE from the
+// environment. Verification runs a source twice with different bytes: outputs that change
+// were never written (they read uninitialized memory) and are excluded from comparison.
+inline int poison_byte() {
+  static const int b = [] {
+    const char *e = std::getenv("XPILER_EMU_POISON_BYTE");
+    return e ? int(std::strtol(e, nullptr, 0) & 0xFF) : 0xFF;
+  }();
+  return b;
+}
+
 constexpr int kWarpSize = XPILER_WARP_SIZE;
 constexpr int kMaxThreadsPerBlock = 1024;
 constexpr int kMaxWarps = kMaxThreadsPerBlock / kWarpSize;
@@ -799,7 +810,7 @@ inline void run_grid(dim3 grid, dim3 blk, size_t shmem, fiber::Fn fn, void *ctx)
   if (dyn.size() < shmem + 256) dyn.resize(shmem + 256);
   b.dyn_shared = (unsigned char *)(((uintptr_t)dyn.data() + 127) & ~(uintptr_t)127);
   b.dyn_shared_size = shmem;
-  if (XPILER_EMU_POISON && shmem) std::memset(b.dyn_shared, 0xFF, shmem);
+  if (XPILER_EMU_POISON && shmem) std::memset(b.dyn_shared, poison_byte(), shmem);
 
   gridDim = grid;
   blockDim = blk;
@@ -915,7 +926,7 @@ inline int device_malloc(void **p, size_t n) {
   if (!p) return 1;
   void *q = nullptr;
   if (posix_memalign(&q, 256, n ? n : 1) != 0) { *p = nullptr; return 2; }
-  if (XPILER_EMU_POISON) std::memset(q, 0xFF, n);
+  if (XPILER_EMU_POISON) std::memset(q, poison_byte(), n);
   allocations()[q] = n;
   *p = q;
   return 0;
