@@ -13,7 +13,7 @@ import importlib.util
 import json
 import statistics
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -87,6 +87,7 @@ def run_one(path: Path, src: str, dst: str, cases, defects: dict, seeds, compile
     if getattr(case, "skip", None):
         return BenchRow(name, src, dst, "skipped", case.skip)
     opts = TranslateOptions(target=dst, scalars=dict(case.scalars), extents=dict(case.extents), seeds=seeds,
+                            fallback_extents=dict(getattr(case, "sizes", {}) or {}),
                             inputs=case.make_inputs, timeout=timeout)
     try:
         tr = translate_file(name, opts)
@@ -156,7 +157,7 @@ def bench(root: str, src: str, dst: str, jobs: int = 2, cases_path: str | None =
           selfcheck: str | None = None, seeds=(0, 1), compile_check: bool = True, limit: int | None = None,
           match: str | None = None, progress=None, out_dir: str | None = None,
           timeout: float = 300) -> list[BenchRow]:
-    cases = load_cases(cases_path)
+    load_cases(cases_path)  # fail early, in this process, if the plugin is broken
     defects = _defects_from_selfcheck(selfcheck)
     work = []
     for a, b in directions(src, dst):
@@ -170,8 +171,9 @@ def bench(root: str, src: str, dst: str, jobs: int = 2, cases_path: str | None =
             files = files[:limit]
         work += [(f, a, b) for f in files]
     rows = []
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = [pool.submit(run_one, f, a, b, cases, defects, tuple(seeds), compile_check, out_dir, timeout)
+    # Processes, not threads: translation is Python-heavy and z3 is not thread-safe.
+    with ProcessPoolExecutor(max_workers=max(1, jobs), initializer=_init_worker, initargs=(cases_path,)) as pool:
+        futures = [pool.submit(_run_in_worker, f, a, b, defects, tuple(seeds), compile_check, out_dir, timeout)
                    for f, a, b in work]
         for i, fut in enumerate(futures, 1):
             row = fut.result()
@@ -179,3 +181,15 @@ def bench(root: str, src: str, dst: str, jobs: int = 2, cases_path: str | None =
             if progress:
                 progress(i, len(futures), row)
     return rows
+
+
+_WORKER_CASES = None
+
+
+def _init_worker(cases_path):
+    global _WORKER_CASES
+    _WORKER_CASES = load_cases(cases_path)
+
+
+def _run_in_worker(f, a, b, defects, seeds, compile_check, out_dir, timeout):
+    return run_one(f, a, b, _WORKER_CASES, defects, seeds, compile_check, out_dir, timeout)

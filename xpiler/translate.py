@@ -40,6 +40,7 @@ class TranslateOptions:
     target: str
     scalars: dict = field(default_factory=dict)  # host entry scalar values used for verification
     extents: dict = field(default_factory=dict)  # declared buffer sizes (elements)
+    fallback_extents: dict = field(default_factory=dict)  # sizes used only where inference fails
     seeds: tuple = (0, 1, 2)
     verify: bool = True
     allow_unverified: bool = False
@@ -111,7 +112,8 @@ def translate_text(path: str, text: str, options: TranslateOptions, report: dict
     if any(b.nbytes is None for b in canon.entry.buffers) and target != "cpu":
         from .verify.kernel import prepare
 
-        sizes = prepare(path, options.scalars, options.extents, source_dialect, text).sizes
+        sizes = prepare(path, options.scalars, options.extents, source_dialect, text,
+                        fallback_extents=options.fallback_extents).sizes
     t0 = time.perf_counter()
     lowered = lower(canon, target, sizes, options.lower_params)
     report["passes"].append({"name": f"lower-{target}", "params": dict(options.lower_params)})

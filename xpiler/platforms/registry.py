@@ -220,6 +220,11 @@ def _static_type(e: N.Expr) -> T.Type | None:
     if isinstance(e, N.Binary) and e.op in "+-":
         lt = _static_type(e.lhs)
         return lt if isinstance(lt, (T.PointerType, T.ArrayType)) else None
+    if isinstance(e, N.Call) and e.func in C_MATH:
+        return T.F64  # sqrt(256): a by-value number, which picks a scalar overload
+    if isinstance(e, (N.Binary, N.Unary)) and not any(
+            isinstance(x, (N.Var, N.Cast, N.AddressOf)) for x in (getattr(e, "lhs", None), getattr(e, "operand", None))):
+        return T.F64  # arithmetic on constants
     return None
 
 

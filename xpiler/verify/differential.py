@@ -20,7 +20,8 @@ def verify_translation(src_path: str, src_text: str, src_dialect: str, out_text:
     result = {"status": "failed", "reason": "", "engines": {}, "seeds": list(options.seeds),
               "max_abs_err": 0.0, "max_rel_err": 0.0, "outputs": {}}
     try:
-        src = prepare(src_path, options.scalars, options.extents, src_dialect, src_text)
+        src = prepare(src_path, options.scalars, options.extents, src_dialect, src_text,
+                      fallback_extents=getattr(options, "fallback_extents", None))
     except Exception as e:  # noqa: BLE001 - any preparation failure means "not verifiable"
         result["reason"] = f"cannot prepare the source: {e}"
         result["side"] = "source"
@@ -66,7 +67,9 @@ def verify_translation(src_path: str, src_text: str, src_dialect: str, out_text:
                 if s.role not in ("out", "inout"):
                     continue
                 if defined.get(s.name) is not None and not defined[s.name].any():
-                    result["reason"] = f"every element of {s.name} is undefined in the source (never written)"
+                    result["reason"] = (f"every element of {s.name} is undefined in the source (it depends on "
+                                        "memory the source never wrote)")
+                    result["side"] = "source"
                     return result
                 c = compare_arrays(s.name, rs.outputs[s.name], ro.outputs[o.name], defined=defined.get(s.name))
                 compared += 1

@@ -123,6 +123,10 @@ def build_command(engine: str, dialect: str, harness: Path, exe: Path, asan: boo
         header = paths.runtime_dir() / RUNTIME_HEADERS[dialect]
         cmd = ["g++", "-std=c++17", "-O1" if asan else "-O2", "-w", "-fno-strict-aliasing",
                "-I", str(paths.runtime_dir()), "-include", str(header)]
+        if dialect in ("cuda", "hip"):
+            # Kernels translated from BANG keep a task's NRAM buffers as thread-local arrays
+            # (hundreds of KiB); fiber stacks are reserved lazily, so a large size is cheap.
+            cmd.append("-DXPILER_FIBER_STACK_SIZE=(4*1024*1024)")
         cfg = pc.load_platform_config(dialect).get("limits", {})
         if dialect == "mlu":
             for key, macro in (("nram_bytes", "XPILER_NRAM_BYTES"), ("wram_bytes", "XPILER_WRAM_BYTES"),

@@ -353,8 +353,18 @@ def _max_end(access: _Access, env: dict, specials: dict) -> int | None:
     return val.as_long()
 
 
+# z3 contexts are not thread-safe: callers that run kernels from threads serialize here.
+Z3_LOCK = __import__("threading").RLock()
+
+
 def infer_extents(program: N.Program, kernel: N.Function, scalars: dict, specials: dict,
                   declared: dict | None = None) -> dict[str, int]:
+    with Z3_LOCK:
+        return _infer_extents(program, kernel, scalars, specials, declared)
+
+
+def _infer_extents(program: N.Program, kernel: N.Function, scalars: dict, specials: dict,
+                   declared: dict | None = None) -> dict[str, int]:
     """Bytes needed for each pointer parameter of ``kernel``.
 
     ``scalars``: values of the kernel's scalar parameters; ``specials``: inclusive ranges of

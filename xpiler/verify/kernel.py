@@ -19,7 +19,7 @@ from ..ir.entry import HostEntry, host_entry
 from ..lang import dialect_of, parse_source
 from ..platforms.config import load_platform_config
 from .engines import RunResult, numpy_dtype, run_program
-from .extents import infer_extents
+from .extents import ExtentError, infer_extents
 from .inputs import make_inputs
 
 
@@ -79,7 +79,7 @@ def task_ranges(dialect: str, entry: HostEntry) -> dict:
 
 def prepare(path: str, scalars: dict | None = None, extents: dict | None = None,
             dialect: str | None = None, text: str | None = None,
-            sizes_by_position: list | None = None) -> PreparedKernel:
+            sizes_by_position: list | None = None, fallback_extents: dict | None = None) -> PreparedKernel:
     """``scalars``: entry scalar values; ``extents``: declared buffer sizes in elements;
     ``sizes_by_position``: byte sizes of the buffers in parameter order, known from
     elsewhere (a translation keeps its source's C signature, so the source's sizes hold)."""
@@ -115,7 +115,14 @@ def prepare(path: str, scalars: dict | None = None, extents: dict | None = None,
         sizes = {b.name: n for b, n in zip(entry.buffers, sizes_by_position)}
     elif entry.synthesized:
         kernel = program.function(entry.launches[0].kernel)
-        sizes = infer_extents(program, kernel, scalars, task_ranges(dialect, entry), declared)
+        try:
+            sizes = infer_extents(program, kernel, scalars, task_ranges(dialect, entry), declared)
+        except ExtentError:
+            if not fallback_extents:
+                raise
+            # sizes known from elsewhere (e.g. the operator's tensor shapes) fill the gaps
+            fallback = {k: int(v) * dtypes[k].itemsize for k, v in fallback_extents.items() if k in dtypes}
+            sizes = infer_extents(program, kernel, scalars, task_ranges(dialect, entry), {**fallback, **declared})
     else:
         need = []
         for b in entry.buffers:

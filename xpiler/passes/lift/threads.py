@@ -234,6 +234,12 @@ class GpuLift:
 
     def _check_lane_uniform(self, body: N.Block):
         """Every use of threadIdx must give the same value in all lanes of a warp."""
+        from ...verify.extents import Z3_LOCK
+
+        with Z3_LOCK:
+            self._check_lane_uniform_locked(body)
+
+    def _check_lane_uniform_locked(self, body: N.Block):
         import z3
 
         lane = z3.Int("lane")
