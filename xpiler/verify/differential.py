@@ -63,6 +63,11 @@ def verify_translation(src_path: str, src_text: str, src_dialect: str, out_text:
             ro = out.run(ins_out, options.engine, timeout=timeout)
             result.pop("side")
             result["engines"] = {"source": rs.engine, "translated": ro.engine}
+            if "native" in (rs.engine, ro.engine):
+                from .engines import native_label
+
+                if native_label() != "native":
+                    result["engine_notes"] = native_label()
             for s, o in pairs:
                 if s.role not in ("out", "inout"):
                     continue

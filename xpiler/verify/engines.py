@@ -136,15 +136,13 @@ def build_command(engine: str, dialect: str, harness: Path, exe: Path, asan: boo
         cmd += ["-x", "c++", str(harness), "-o", str(exe), "-lpthread"]
     elif engine == "native":
         c = pc.load_platform_config("cpu")["compiler"]
-        flags = list(c["flags"])
-        if not _host_has_avx512() and "_mm512" not in harness.with_name("kernel.cpp").read_text(errors="ignore") \
-                if harness.with_name("kernel.cpp").exists() else False:
-            # A host without AVX-512 (e.g. this AMD EPYC) dies with SIGILL when g++
-            # auto-vectorizes plain C with -mavx512f; kernels that use no AVX-512
-            # intrinsic do not need the flags, so they are built without them.
+        flags, prelude = list(c["flags"]), pc.prelude_path("cpu")
+        if not _host_has_avx512():
+            # Without AVX-512 the -mavx512 flags make g++ emit instructions this CPU
+            # lacks (SIGILL even in plain C); the intrinsics then come from SIMDe.
             flags = [f for f in flags if not f.startswith("-mavx512")]
-        cmd = [c["command"], *flags, "-w", "-include", str(pc.prelude_path("cpu")),
-               "-x", "c++", str(harness), "-o", str(exe)]
+            prelude = simde_prelude()
+        cmd = [c["command"], *flags, "-w", "-include", str(prelude), "-x", "c++", str(harness), "-o", str(exe)]
     else:
         c = pc.load_platform_config("cuda")["compiler"]
         cmd = [c["command"], *c["flags"], "-w", "-include", str(pc.prelude_path("cuda")),
@@ -157,10 +155,24 @@ def build_command(engine: str, dialect: str, harness: Path, exe: Path, asan: boo
 
 
 def _host_has_avx512() -> bool:
+    """Whether this CPU runs the VNNI kernels natively (AVX-512 F/VL/BW and VNNI)."""
     try:
-        return "avx512f" in Path("/proc/cpuinfo").read_text()
+        flags = set(Path("/proc/cpuinfo").read_text().split())
     except OSError:
         return True
+    return {"avx512f", "avx512vl", "avx512bw", "avx512_vnni"} <= flags
+
+
+def simde_prelude() -> Path:
+    if not Path("/usr/include/simde/x86/avx512.h").exists():
+        raise EngineError("this CPU lacks AVX-512 VNNI and SIMDe is not installed to emulate the intrinsics "
+                          "(apt-get install libsimde-dev)", "build")
+    return paths.include_dir() / "cpu_simde_prelude.h"
+
+
+def native_label() -> str:
+    """How the cpu platform runs here, for reports: natively, or with emulated intrinsics."""
+    return "native" if _host_has_avx512() else "native (x86 intrinsics emulated by SIMDe: no AVX-512 here)"
 
 
 def _build_dir() -> Path:
