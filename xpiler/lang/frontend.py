@@ -950,6 +950,9 @@ def _expr_type(e):
 
 def _number(text: str, sp, conv, node) -> N.Const:
     raw = text.replace("'", "")
+    if raw[:1] in "+-":  # the grammar sometimes folds a sign into the literal
+        inner = _number(raw[1:], sp, conv, node)
+        return N.Const(-inner.value, inner.dtype, span=sp) if raw[0] == "-" else inner
     m = _INT_RE.match(raw)
     if m:
         digits, suffix = m.group(1), m.group(2).lower()

@@ -143,13 +143,13 @@ def clamp(x: Like, lo: Like, hi: Like) -> E:
 def view(ptr: Like, elem: T.Type) -> E:
     """``(elem*)ptr``: a buffer seen with another element type (bytes of an int8 buffer,
     words of an int16 buffer)."""
-    return E(N.Cast(T.PointerType(elem), ex(ptr), "reinterpret"))
+    return E(N.Cast(T.PointerType(elem), ex(ptr), "c"))  # C cast: may drop const
 
 
 def lanes(value: Like, elem: T.Type) -> E:
     """``((elem*)&value)``: the lanes of a by-value vector (``__m512i``) at another width,
     so ``lanes(a, U8)[j]`` is byte j of ``a``."""
-    return E(N.Cast(T.PointerType(elem), N.AddressOf(ex(value)), "reinterpret"))
+    return E(N.Cast(T.PointerType(elem), N.AddressOf(ex(value)), "c"))
 
 
 def elem_of(v: Like, default: T.Type = T.F32) -> T.Type:

@@ -93,7 +93,7 @@ def vectors_to_arrays(block: N.Block) -> N.Block:
         elif isinstance(n, N.Decl) and isinstance(n.dtype, T.ArrayType) and isinstance(n.dtype.elem, T.VectorType):
             v = n.dtype.elem
             vectors[n.name] = T.ArrayType(v.elem, n.dtype.shape + (N.Const(v.lanes, T.I32),))
-    if not vectors and not any(isinstance(n, N.TypeAlias) for n in walk(block)):
+    if not vectors and not any(isinstance(n, (N.TypeAlias, T.VectorType)) for n in walk(block)):
         return block
 
     class V(Transformer):
@@ -110,6 +110,18 @@ def vectors_to_arrays(block: N.Block) -> N.Block:
         def visit_Block(self, b):
             body = tuple(s for s in b.body if not (isinstance(s, N.TypeAlias) and isinstance(s.dtype, T.VectorType)))
             return dataclasses.replace(b, body=body) if len(body) != len(b.body) else b
+
+        def visit_Cast(self, c):
+            # (const __m512i *)p only addresses bytes: point at the vector's elements instead
+            t = c.dtype
+            if isinstance(t, T.PointerType) and isinstance(t.elem, T.VectorType):
+                return dataclasses.replace(c, dtype=dataclasses.replace(t, elem=t.elem.elem), kind="c")
+            return c
+
+        def visit_SizeOf(self, e):
+            if isinstance(e.of, T.VectorType):
+                return N.Const(e.of.bytes, T.U64, span=e.span)
+            return e
 
         def visit_Assign(self, s):
             if isinstance(s.target, N.Var) and s.target.name in vectors:
