@@ -43,7 +43,6 @@ def verify_translation(src_path: str, src_text: str, src_dialect: str, out_text:
     compared = 0
     try:
         make_inputs = getattr(options, "inputs", None)
-        defined = None
         for seed in options.seeds:
             ins = src.inputs(seed)
             if make_inputs is not None:  # meaningful inputs from the caller (e.g. valid indices)
@@ -54,11 +53,11 @@ def verify_translation(src_path: str, src_text: str, src_dialect: str, out_text:
             timeout = getattr(options, "timeout", 300)
             result["side"] = "source"
             rs = src.run(ins, timeout=timeout)
-            if defined is None:
-                defined = _defined_elements(src, ins, rs, timeout)
-                undefined = {k: int(v.size - v.sum()) for k, v in defined.items() if not v.all()}
-                if undefined:
-                    result["undefined_elements"] = undefined
+            # per seed: which elements are undefined can depend on the data
+            defined = _defined_elements(src, ins, rs, timeout)
+            undefined = {k: int(v.size - v.sum()) for k, v in defined.items() if not v.all()}
+            if undefined:
+                result.setdefault("undefined_elements", {})[f"seed {seed}"] = undefined
             result["side"] = "translated"
             ro = out.run(ins_out, options.engine, timeout=timeout)
             result.pop("side")

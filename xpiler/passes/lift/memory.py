@@ -125,6 +125,11 @@ def vectors_to_arrays(block: N.Block) -> N.Block:
 
         def visit_Assign(self, s):
             if isinstance(s.target, N.Var) and s.target.name in vectors:
+                if isinstance(s.value, N.InitList) and s.op == "=":  # v = {0}: the rest are zero
+                    n = try_fold(vectors[s.target.name].shape[-1])
+                    vals = list(s.value.values) + [N.Const(0, T.I32)] * (n - len(s.value.values))
+                    return N.Block(tuple(N.Assign(N.Load(s.target, N.Const(i, T.I32)), v, span=s.span)
+                                         for i, v in enumerate(vals[:n])))
                 if isinstance(s.value, N.Var) and s.value.name in vectors and s.op == "=":
                     n = vectors[s.target.name].shape[-1]
                     i = N.Var("xpiler_l", T.I32)
