@@ -19,7 +19,7 @@ from ...platforms.registry import lookup
 from .expand import expand_call
 from ..base import Declined, Namer, flatten_blocks, names_in, substitute
 from .mathfns import canonical_math
-from .memory import demote_memory, vectors_to_arrays
+from .memory import demote_memory, fold_array_sizes, vectors_to_arrays
 from .threads import GpuLift, _ReturnToGuard, _Detensorize
 
 PASS = "lift"
@@ -57,7 +57,7 @@ def lift_program(program: N.Program, config: dict) -> Canonical:
     block = detensorize(block, program.dialect, namer)
     block = named_constants(block, program.dialect)
     block = demote_memory(block)
-    block = flatten_blocks(canonical_math(vectors_to_arrays(block)))
+    block = flatten_blocks(canonical_math(fold_array_sizes(vectors_to_arrays(block))))
     _check_canonical(block, program.dialect)
     fn = N.Function(entry.name, params, T.VOID, block, "kernel", True)
     devices = tuple(_canonical_device(f, program, namer) for f in program.functions if f.kind == "device")

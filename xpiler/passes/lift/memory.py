@@ -139,3 +139,30 @@ def vectors_to_arrays(block: N.Block) -> N.Block:
             return s
 
     return V()(block)
+
+
+def fold_array_sizes(block: N.Block) -> N.Block:
+    """`int Ho = (1 - 1) / 1 + 1; float tmp[Ho * Wo];` -> `float tmp[1]`: array sizes that are
+    compile-time constants through local constants become literals (CUDA/HIP device code
+    and C++ without extensions reject variable-length arrays)."""
+    from ..base import assigned_names
+
+    assigned = assigned_names(block)
+    env = {}
+    for n in walk(block):
+        if isinstance(n, N.Decl) and n.init is not None and n.name not in assigned \
+                and isinstance(n.dtype, T.ScalarType) and n.dtype.is_int:
+            v = try_fold(n.init, env)
+            if isinstance(v, int):
+                env[n.name] = v
+
+    class F(Transformer):
+        def visit_Decl(self, d):
+            if isinstance(d.dtype, T.ArrayType):
+                shape = tuple(N.Const(try_fold(e, env), T.I32) if e is not None and isinstance(try_fold(e, env), int)
+                              else e for e in d.dtype.shape)
+                if shape != d.dtype.shape:
+                    return dataclasses.replace(d, dtype=dataclasses.replace(d.dtype, shape=shape))
+            return d
+
+    return F()(block) if env else block
