@@ -9,7 +9,7 @@ one. Operator and shape come from the file name (``softmax_12_3_128.mlu``: op so
 shape [12, 3, 128]); buffers and scalars are matched to the entry's parameters by
 position (the entry is read with xpiler's front-end, so parameter names never matter).
 
-The formulas are the *intended* contracts of /work/shared/xpilerbench/README.md for each
+The formulas are the *intended* contracts of ../shared/xpilerbench/README.md for each
 platform's dtypes and layouts (CPP kernels that cast floats to 8-bit integers get small
 non-negative integer inputs; gather/scatter get valid index arrays; deformable gets the
 fixed spatial shapes and normalized attention weights). ``explain`` offers alternative
