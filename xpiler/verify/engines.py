@@ -259,7 +259,8 @@ def run(exe: Path, entry: HostEntry, inputs: dict, sizes: dict[str, int], *, tim
             for s in entry.scalars:
                 dt = numpy_dtype(_param(entry, s).dtype)
                 f.write(np.array([inputs[s]], dtype=dt).tobytes())
-        env = dict(os.environ, ASAN_OPTIONS="detect_leaks=0:abort_on_error=0", **(env or {}))
+        # use_sigaltstack=0: the BANG emulator installs its own alternate signal stacks
+        env = dict(os.environ, ASAN_OPTIONS="detect_leaks=0:abort_on_error=0:use_sigaltstack=0", **(env or {}))
         t0 = time.perf_counter()
         try:
             r = subprocess.run([str(exe), str(fin), str(fout)], capture_output=True, text=True,
@@ -283,8 +284,9 @@ def _run_error(stderr: str) -> str:
     lines = [l for l in stderr.splitlines() if l.strip()]
     for i, l in enumerate(lines):
         if "ERROR: AddressSanitizer" in l:
-            frame = next((x.strip().split(" in ", 1)[1] for x in lines[i:] if " in " in x and "/harness." not in x
-                          and "asan" not in x.split(" in ", 1)[1]), "")
+            skip = ("/harness.", "sanitizer", "asan", "/verify/runtime/", "/usr/include/", "libc.so")
+            frame = next((x.strip().split(" in ", 1)[1] for x in lines[i:] if x.strip().startswith("#")
+                          and " in " in x and not any(k in x for k in skip)), "")
             return l.split("ERROR: ")[-1] + (f" at {frame}" if frame else "")
     return " | ".join(lines[-3:]) or "(no output)"
 
