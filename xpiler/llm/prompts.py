@@ -42,13 +42,6 @@ _OP_WORDS = {"+": ("add", "sum"), "-": ("sub",), "*": ("mul", "mult"), "/": ("di
 _FUNC_WORDS = {"exp": ("exp", "active_exp"), "tanh": ("tanh",), "sqrt": ("sqrt",), "log": ("log",),
                "erf": ("gelu",), "fmax": ("max", "relu"), "fmin": ("min",), "rsqrt": ("rsqrt",),
                "sin": ("sin",), "cos": ("cos",), "fabs": ("abs",)}
-_NAME_WORDS = {"gemm": ("mma", "matmul", "dpbusd", "mfma", "conv"), "bmm": ("mma", "matmul", "mfma", "dpbusd"),
-               "gemv": ("matmul", "mma", "dpbusd"), "conv": ("conv", "dpbusd", "mma"),
-               "relu": ("relu",), "sigmoid": ("sigmoid",), "softmax": ("exp", "sum", "max", "div"),
-               "gelu": ("gelu",), "pool": ("pool",), "maxpool": ("maxpool",), "avgpool": ("avgpool", "sumpool"),
-               "layernorm": ("sum", "mul", "sqrt"), "batchnorm": ("mul", "add", "sqrt"), "sign": ("sign",),
-               "add": ("add",), "sub": ("sub",), "mul": ("mul",), "div": ("div",)}
-
 
 def code_words(program: N.Program) -> dict:
     """Weighted words describing what the code computes (for retrieval)."""
@@ -57,10 +50,7 @@ def code_words(program: N.Program) -> dict:
     def bump(w, k=1.0):
         words[w] = words.get(w, 0.0) + k
 
-    for f in program.functions:
-        for part in re.split(r"[_\d]+", f.name.lower()):
-            for w in _NAME_WORDS.get(part, ()):
-                bump(w, 3)
+    # Retrieval follows what the code computes, never what a kernel or operator is called.
     has_mac = False
     for n in walk(program):
         if isinstance(n, N.Binary) and n.op in _OP_WORDS:

@@ -305,7 +305,6 @@ class _Z3:
         return self.int_expr(e) != 0
 
     def loop(self, f: N.For, index: int):
-        z3 = self.z3
         v = self.var(f"{f.var}#{index}")
         start, bound = self.int_expr(f.start), self.int_expr(f.bound)
         step = try_fold(f.step, self.env)

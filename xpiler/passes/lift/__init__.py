@@ -13,7 +13,7 @@ from ...ir import nodes as N
 from ...ir import types as T
 from ...ir.consteval import try_fold
 from ...ir.entry import HostEntry, host_entry
-from ...ir.visitor import Transformer, find_all, walk
+from ...ir.visitor import Transformer, walk
 from ...platforms.host_api import HOST_APIS
 from ...platforms.registry import lookup
 from .expand import expand_call

@@ -45,9 +45,6 @@ def lower(canon: Canonical, target: str, sizes: dict, params: dict | None = None
 
 
 def _lower_cpu(canon: Canonical) -> Lowered:
-    class Hint(N.Node):
-        pass
-
     body = []
     for s in canon.function.body.body:
         if isinstance(s, N.For) and s.kind == "parallel":
