@@ -844,12 +844,12 @@ def test_bench_cuda_layernorm(programs):
 
 
 def test_bench_cuda_gqa_runs(programs):
-    """gqa reads shared memory it never wrote (known defect), so only its completion and the
-    finiteness of the result are checked: it exercises half WMMA, shared memory and half
-    scalar arithmetic under the warp rendezvous."""
+    """gqa reads shared memory it never wrote (known defect). It runs to completion (half
+    WMMA, shared memory and half scalar arithmetic under the warp rendezvous), and since
+    static shared memory is poisoned when a block starts, the defect shows: outputs
+    computed from never-written shared memory are NaN."""
     (got,) = _bench_out(programs, "cuda_gqa")
-    assert np.isfinite(got.astype(np.float32)).all()
-    assert np.abs(got.astype(np.float32)).max() > 0
+    assert not np.isfinite(got.astype(np.float32)).all()
 
 
 def test_bench_hip_gqa_out_of_bounds_found_by_asan(programs):

@@ -228,6 +228,26 @@ def _rewrite_dynamic_shared(text: str) -> str:
     return _DYN_SHARED.sub(repl, text)
 
 
+# A static `__shared__ T name[N];` (statement level; not extern): poisoned when the block's
+# first thread reaches it, before any other thread of the block has started, so a kernel
+# that reads shared memory nobody wrote shows it (verification varies the poison byte).
+_STATIC_SHARED = re.compile(
+    r"(?<![\w])__shared__\s+[A-Za-z_][\w:<>\s\*]*?\s(?P<name>[A-Za-z_]\w*)\s*(?:\[[^;\]]*\]\s*)+;"
+)
+
+
+def _poison_static_shared(text: str) -> str:
+    mask = _code_mask(text)
+
+    def repl(m: re.Match) -> str:
+        before = text[max(0, m.start() - 7):m.start()]
+        if not mask[m.start()] or "extern" in before:
+            return m.group(0)
+        return m.group(0) + f" XPILER_POISON_SHARED({m.group('name')});"
+
+    return _STATIC_SHARED.sub(repl, text)
+
+
 _EXTERN_C_KERNEL = re.compile(
     r'extern\s+"C"(?P<mid>(?:\s+(?:__global__|__mlu_global__|__mlu_entry__|__launch_bounds__\s*\([^)]*\)|static|inline|void|__host__|__device__))+)'
     r"\s+(?P<name>[A-Za-z_]\w*)\s*\("
@@ -284,6 +304,7 @@ def adapt_for_emulator(text: str, dialect: str) -> str:
     text = _strip_extern_c(text)
     if dialect != "mlu":
         text = _rewrite_dynamic_shared(text)
+        text = _poison_static_shared(text)
         text = _rewrite_brace_assignments(text)
     text = _rewrite_launches(text)
     return text

@@ -62,6 +62,14 @@
 #define __noinline__ __attribute__((noinline))
 #define __launch_bounds__(...)
 #define __shared__ static
+// Appended by emu_adapt.py after each static __shared__ declaration: the block's first
+// thread (which runs before any other thread of the block starts) fills it with the poison
+// byte, so reads of shared memory nobody wrote are visible.
+#define XPILER_POISON_SHARED(v)                                                        \
+  do {                                                                                 \
+    if (XPILER_EMU_POISON && threadIdx.x == 0 && threadIdx.y == 0 && threadIdx.z == 0) \
+      std::memset((void *)&(v), ::xpiler::gpu::poison_byte(), sizeof(v));            \
+  } while (0)
 #define __constant__
 #define __managed__
 #define __grid_constant__
