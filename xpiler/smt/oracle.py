@@ -17,7 +17,7 @@ from ..ir import nodes as N
 from ..lang import print_program
 from ..verify.compare import compare_arrays
 from ..verify.engines import EngineError
-from ..verify.kernel import prepare
+from ..verify.kernel import inputs_by_position, prepare
 
 
 @dataclass
@@ -103,11 +103,7 @@ class ExecutionOracle:
         """Outputs of a prepared candidate, keyed by the *reference's* buffer names."""
         ref = self._ref
         pairs = list(zip(ref.entry.buffers, cand.entry.buffers))
-        for s, o in pairs:
-            cand.sizes[o.name] = ref.sizes[s.name]
-        ins = self.inputs(seed)
-        ins_c = {o.name: ins[s.name].copy() for s, o in pairs}
-        ins_c.update({o: ins[s] for s, o in zip(ref.entry.scalars, cand.entry.scalars)})
+        ins_c = inputs_by_position(ref, cand, self.inputs(seed))
         for k, v in (extra_inputs or {}).items():
             ins_c[k] = v
             cand.sizes[k] = int(np.asarray(v).nbytes)

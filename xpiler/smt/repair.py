@@ -42,8 +42,9 @@ import numpy as np
 from ..ir import nodes as N
 from ..ir import types as T
 from ..ir.consteval import try_fold
-from ..ir.visitor import Transformer, walk
+from ..ir.visitor import walk
 from ..lang import PRINTERS
+from ..verify.kernel import inputs_by_position
 
 THETA = "xp_theta"  # the runtime hole parameter (an int buffer appended to the kernel)
 TRACE_V = "xp_trace_v"  # trace buffers of the store-index fast path
@@ -988,13 +989,7 @@ def repair(program: N.Program, oracle, *, budget_seconds: float = 120.0, max_can
 
 def _run_raw(oracle, prepared, seed, extra):
     """Run a prepared candidate and return all its buffers by the candidate's names."""
-    ref = oracle.reference
-    pairs = list(zip(ref.entry.buffers, prepared.entry.buffers))
-    for s, o in pairs:
-        prepared.sizes[o.name] = ref.sizes[s.name]
-    ins = oracle.inputs(seed)
-    ins_c = {o.name: ins[s.name].copy() for s, o in pairs}
-    ins_c.update({o: ins[s] for s, o in zip(ref.entry.scalars, prepared.entry.scalars)})
+    ins_c = inputs_by_position(oracle.reference, prepared, oracle.inputs(seed))
     for k, v in extra.items():
         ins_c[k] = v
         prepared.sizes[k] = int(v.nbytes)

@@ -11,7 +11,7 @@ import time
 
 from .compare import compare_arrays
 from .engines import EngineError
-from .kernel import prepare
+from .kernel import inputs_by_position, prepare
 
 
 def verify_translation(src_path: str, src_text: str, src_dialect: str, out_text: str,
@@ -38,8 +38,6 @@ def verify_translation(src_path: str, src_text: str, src_dialect: str, out_text:
         result["reason"] = "the translated entry point does not keep the source's C signature"
         return result
     pairs = list(zip(src.entry.buffers, out.entry.buffers))
-    for s, o in pairs:
-        out.sizes[o.name] = src.sizes[s.name]
     compared = 0
     try:
         make_inputs = getattr(options, "inputs", None)
@@ -48,8 +46,7 @@ def verify_translation(src_path: str, src_text: str, src_dialect: str, out_text:
             if make_inputs is not None:  # meaningful inputs from the caller (e.g. valid indices)
                 given = make_inputs(seed)
                 ins.update({k: v for k, v in given.items() if k in ins and v.nbytes == src.sizes.get(k, -1)})
-            ins_out = {o.name: ins[s.name] for s, o in pairs}
-            ins_out.update({o: ins[s] for s, o in zip(src.entry.scalars, out.entry.scalars)})
+            ins_out = inputs_by_position(src, out, ins)
             timeout = getattr(options, "timeout", 300)
             result["side"] = "source"
             rs = src.run(ins, timeout=timeout)

@@ -141,3 +141,14 @@ def prepare(path: str, scalars: dict | None = None, extents: dict | None = None,
         item = dtypes[name].itemsize
         sizes[name] = -(-nbytes // item) * item  # whole elements
     return PreparedKernel(path, dialect, text, program, entry, scalars, sizes, dtypes)
+
+
+def inputs_by_position(ref: PreparedKernel, cand: PreparedKernel, ins: dict) -> dict:
+    """The reference's inputs for a candidate with the same C signature, matched by
+    parameter position (names may differ); the candidate takes the reference's sizes."""
+    pairs = list(zip(ref.entry.buffers, cand.entry.buffers))
+    for s, o in pairs:
+        cand.sizes[o.name] = ref.sizes[s.name]
+    out = {o.name: ins[s.name].copy() for s, o in pairs}
+    out.update({o: ins[s] for s, o in zip(ref.entry.scalars, cand.entry.scalars)})
+    return out
