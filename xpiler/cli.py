@@ -241,7 +241,7 @@ def cmd_translate(args) -> int:
 
     opts = TranslateOptions(target=args.to, scalars=_kv(args.arg, "--arg"), extents=_kv(args.extent, "--extent"),
                             seeds=tuple(range(args.seed, args.seed + args.seeds)), verify=not args.no_verify,
-                            allow_unverified=args.allow_unverified or args.no_verify)
+                            allow_unverified=args.allow_unverified or args.no_verify, llm=args.llm)
     try:
         tr = translate_file(args.src, opts)
     except TranslationError as e:
@@ -312,6 +312,10 @@ def _add_translate_parsers(sub, add_run_args) -> None:
     sp.add_argument("--no-verify", action="store_true", help="skip verification (implies --allow-unverified)")
     sp.add_argument("--seed", type=int, default=0, help="first seed")
     sp.add_argument("--seeds", type=int, default=3, help="number of seeds (default 3)")
+    sp.add_argument("--llm", choices=["off", "on", "replay", "refresh"], default="off",
+                    help="where a symbolic pass declines, ask the LLM (endpoint from XPILER_LLM_BASE_URL / "
+                         "OPENAI_BASE_URL; its answers are verified, repaired by z3, and recorded): on "
+                         "(record-through), replay (record and lockfile only), refresh, off (default)")
     add_run_args(sp)
     sp.set_defaults(func=cmd_translate)
 

@@ -233,7 +233,7 @@ def translate_action(target, source, env) -> int | None:
     frm = opts["from"]
     text = Path(src_path).read_text()
     includes = collect_includes(src_path, text, opts.get("include_path"))
-    key_opts = {k: opts[k] for k in ("scalars", "extents", "seeds", "verify", "llm", "tune", "allow_unverified")}
+    key_opts = {k: opts[k] for k in ("scalars", "extents", "seeds", "verify", "tune", "allow_unverified")}
     lkey = lock_key(kernel, text, includes, frm, to, key_opts)
     key = translation_key(lkey, frm, to)
     roots = [os.getcwd(), str(Path(env.Dir("#").abspath)), str(paths.repo_root())]
@@ -345,10 +345,17 @@ def _translate(src_path: str, kernel: str, to: str, opts: dict):
     fields = {f.name for f in dataclasses.fields(TranslateOptions)}
     kw = {"target": to, "scalars": opts["scalars"], "extents": opts["extents"], "seeds": tuple(opts["seeds"]),
           "verify": opts["verify"], "allow_unverified": opts["allow_unverified"]}
-    # Forward-compatible: llm/tune reach the engine once TranslateOptions has them.
-    for extra in ("llm", "tune"):
-        if extra in fields:
-            kw[extra] = opts[extra]
+    # Forward-compatible: tune reaches the engine once TranslateOptions has it.
+    if "tune" in fields:
+        kw["tune"] = opts["tune"]
+    if opts.get("llm", "off") != "off":
+        from .llm.client import set_lock_lookup
+        from .llm.config import load_config
+
+        kw["llm"] = opts["llm"]
+        overrides = {"cache_dir": opts["cache_dir"]} if opts.get("cache_dir") else {}
+        kw["llm_config"] = load_config(mode=opts["llm"], **overrides)
+        set_lock_lookup(_locked_answers(opts["lockfile"]))
     try:
         t = translate_file(src_path, TranslateOptions(**kw))
     except TranslationError as e:
@@ -356,6 +363,22 @@ def _translate(src_path: str, kernel: str, to: str, opts: dict):
     except XpilerError as e:
         raise BuildError(_name_kernel(kernel, src_path, str(e))) from None
     return t.text, t.report, t.verified
+
+
+def _locked_answers(lockfile: str):
+    """The lockfile as a source of LLM answers (``llm=replay`` reads the record, then this):
+    each entry's report keeps the answers its LLM passes used, keyed by request."""
+    from .cache import Lockfile
+
+    def lookup(key: str):
+        for entry in Lockfile(lockfile).entries.values():
+            for call in (entry.get("report") or {}).get("llm", []):
+                for step in call.get("steps", []):
+                    if step.get("step") == "answer" and step.get("key") == key:
+                        return {"answer": step["answer"], "model": step.get("model", "")}
+        return None
+
+    return lookup
 
 
 def _name_kernel(kernel: str, src_path: str, msg: str) -> str:

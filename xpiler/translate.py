@@ -49,6 +49,9 @@ class TranslateOptions:
     lower_params: dict = field(default_factory=dict)  # pass parameters (block size, ...)
     inputs: object = None  # optional seed -> {buffer: array}: meaningful inputs for verification
     timeout: float = 300  # seconds per kernel run during verification
+    llm: str = "off"  # where a symbolic pass declines: off | on | replay | refresh (xpiler/llm)
+    llm_config: object = None  # an LLMConfig to use instead of the project's and environment's
+    repair_budget: float = 120.0  # seconds of SMT repair per LLM answer that runs but disagrees
 
 
 @dataclass
@@ -101,12 +104,31 @@ def translate_text(path: str, text: str, options: TranslateOptions, report: dict
             declines.append(str(e))
             if options.route == "direct":
                 raise
+    from .llm.fallback import ask_llm
     from .passes.lift import lift_program
     from .passes.lower import lower
 
+    def llm(declined, prog):  # a symbolic pass declined: the LLM may do its job (verified)
+        t = time.perf_counter()
+        try:
+            return ask_llm(declined, prog, target, path=path, source_text=text, source_dialect=source_dialect,
+                           options=options, report=report)
+        finally:
+            report["seconds"]["llm"] = round(report["seconds"].get("llm", 0) + time.perf_counter() - t, 4)
+
     t0 = time.perf_counter()
-    canon = lift_program(program, load_platform_config(source_dialect))
-    report["passes"].append({"name": "lift", "params": {}})
+    try:
+        canon = lift_program(program, load_platform_config(source_dialect))
+        report["passes"].append({"name": "lift", "params": {}})
+    except Declined as e:
+        declines.append(str(e))
+        plain = llm(e, program)  # plain C++ that computes what the source does
+        if target == "cpu":
+            report["route"] = "llm"
+            report["notes"] = [f"symbolic: {d}" for d in declines]
+            return print_program(plain, "cpu")
+        canon = lift_program(plain, load_platform_config("cpu"))
+        report["passes"].append({"name": "lift", "params": {"from": "llm answer (cpu)"}})
     report["seconds"]["lift"] = round(time.perf_counter() - t0, 4)
     sizes = {}
     if any(b.nbytes is None for b in canon.entry.buffers) and target != "cpu":
@@ -115,7 +137,15 @@ def translate_text(path: str, text: str, options: TranslateOptions, report: dict
         sizes = prepare(path, options.scalars, options.extents, source_dialect, text,
                         fallback_extents=options.fallback_extents).sizes
     t0 = time.perf_counter()
-    lowered = lower(canon, target, sizes, options.lower_params)
+    try:
+        lowered = lower(canon, target, sizes, options.lower_params)
+    except Declined as e:
+        declines.append(str(e))
+        out = llm(e, canon.program)  # the target program itself
+        report["route"] = "llm"
+        report["intrinsics"] = _special_instructions(out)
+        report["notes"] = canon.notes + [f"symbolic: {d}" for d in declines]
+        return print_program(out, target)
     report["passes"].append({"name": f"lower-{target}", "params": dict(options.lower_params)})
     report["seconds"]["lower"] = round(time.perf_counter() - t0, 4)
     report["route"] = "canonical"
@@ -143,12 +173,13 @@ def translate_file(path: str, options: TranslateOptions) -> Translation:
     report = {"xpiler": __version__, "source": Path(path).name, "from": source_dialect,
               "to": options.target, "passes": [], "intrinsics": [], "verified": False,
               "verification": None, "seconds": {}, "notes": []}
+    from .llm.pass_ import LLMPassRejected
     from .passes.base import Declined
 
     t_all = time.perf_counter()
     try:
         body = translate_text(path, text, options, report)
-    except Declined as e:
+    except (Declined, LLMPassRejected) as e:
         report["status"] = "failed"
         report["reason"] = str(e)
         raise TranslationError(f"{e}", report) from None

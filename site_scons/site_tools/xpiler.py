@@ -234,7 +234,10 @@ def XpilerKernel(env, source, target=None, args=None, extents=None, seeds=None):
         "include_path": [env.Dir(p).abspath for p in env.get("CPPPATH", []) if isinstance(p, str)],
     }
     nodes = env._XpilerTranslate(out, src, XPILER_OPTS=json.dumps(opts, sort_keys=True))
-    key_opts = {k: opts[k] for k in ("scalars", "extents", "seeds", "verify", "llm", "tune", "allow_unverified")}
+    # not "llm": it decides only whether a kernel the symbolic passes decline gets translated
+    # at all; every result is verified, so an LLM-made translation is as good a cache entry
+    # (and lockfile entry, which offline=1 builds read without any LLM) as a symbolic one
+    key_opts = {k: opts[k] for k in ("scalars", "extents", "seeds", "verify", "tune", "allow_unverified")}
     lock_digest = _lock_digest(env).get((kernel, to), "none")
     deps = _fingerprint_values(env, frm, to) + [
         env.Value(f"xpiler options {json.dumps(key_opts, sort_keys=True)}"),
@@ -367,8 +370,9 @@ def _variables(env):
     v = Variables(None, SCons.Script.ARGUMENTS)
     v.AddVariables(
         EnumVariable("target", "platform to translate kernels to", "cpu", allowed_values=PLATFORMS + ("all",)),
-        EnumVariable("llm", "LLM passes: off, or on (endpoint from XPILER_LLM_* / OPENAI_* env)", "off",
-                     allowed_values=("off", "on")),
+        EnumVariable("llm", "where a symbolic pass declines, ask an LLM: off; on (endpoint from XPILER_LLM_* / "
+                     "OPENAI_* env; answers recorded); replay (recorded answers and xpiler.lock only)", "off",
+                     allowed_values=("off", "on", "replay")),
         BoolVariable("tune", "search pass parameters (slower build, faster kernels)", False),
         BoolVariable("verify", "verify every translation by differential testing", True),
         BoolVariable("offline", "build only from xpiler.lock: no search, no LLM; a missing entry is an error", False),
