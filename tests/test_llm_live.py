@@ -121,3 +121,38 @@ def test_gemma_answers_are_recorded_judged_and_replayed(llama_server, tmp_path):
     assert [s["source"] for s in replay.steps if s["step"] == "answer"] == ["record"] * len(answers)
     assert [a["answer"] for a in answers] == [s["answer"] for s in replay.steps if s["step"] == "answer"]
     assert (replay.status, replay.reason) == (live.status, live.reason)
+
+
+def test_a_declined_kernel_through_translate_with_gemma_is_never_verified_unless_it_is(llama_server, tmp_path):
+    """The product path: `xpiler translate --llm on` on a kernel whose loop recovery
+    declines; whatever gemma answers, the outcome is verified or a clear rejection, and the
+    replay without the server ends the same way."""
+    from xpiler.llm.config import LLMConfig
+    from xpiler.translate import TranslateOptions, TranslationError, translate_file
+
+    from .test_llm_translate import BALLOT
+
+    src = tmp_path / "ballot.cu"
+    src.write_text(BALLOT)
+    cfg = LLMConfig(base_url=llama_server, model="gemma-3-270m", api_key="none", timeout=300, retries=0,
+                    max_tokens=384, cache_dir=str(tmp_path / "cache"))
+
+    def run(c):
+        opts = TranslateOptions(target="cpu", scalars={"n": 1000}, seeds=(0,), llm=c.mode, llm_config=c,
+                                repair_budget=30)
+        try:
+            tr = translate_file(str(src), opts)
+            return tr.report, tr.verified, ""
+        except TranslationError as e:
+            return e.report, False, str(e)
+
+    report, verified, error = run(cfg)
+    (call,) = report["llm"]
+    print(f"\ngemma-3-270m via translate: {call['status']}: {call['reason'][:300]}")
+    assert any(s["step"] == "answer" and s["source"] == "model" for s in call["steps"])
+    if verified:
+        assert call["status"] in ("verified", "repaired") and report["verification"]["status"] == "verified"
+    else:
+        assert "LLM pass loop_recovery" in error and call["status"] in ("rejected", "unavailable")
+    r_report, r_verified, r_error = run(cfg.with_(mode="replay", base_url=None))
+    assert (r_verified, r_error, r_report["llm"][0]["status"]) == (verified, error, call["status"])
