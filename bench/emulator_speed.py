@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Speed of the CUDA CPU emulator (xpiler/verify/runtime): prints elements/second for a large
-elementwise kernel and for barrier-heavy / shuffle-heavy reductions, and raw fiber switches/s.
+elementwise kernel (1024- and 32-thread blocks) and for barrier-heavy / shuffle-heavy
+reductions, and raw fiber switches/s, built as verification builds them (4 MiB fiber stacks).
 
     python bench/emulator_speed.py [--n 16777216]
 
@@ -22,6 +23,7 @@ RUNTIME = ROOT / "xpiler" / "verify" / "runtime"
 sys.path.insert(0, str(ROOT))
 
 from xpiler.verify.emu_adapt import adapt_for_emulator  # noqa: E402
+from xpiler.verify.engines import GPU_EMU_STACK_FLAG  # noqa: E402  (as verification builds)
 
 CUDA_BENCH = r"""
 #include <time.h>
@@ -60,6 +62,13 @@ int main(int argc, char** argv) {
   double t1 = now();
   if (y[n - 1] != 2.0f * ((n - 1) % 7) + 1.0f) { printf("axpb WRONG\n"); return 1; }
   printf("elementwise  %10d elements   %8.3f s   %10.1f M elements/s\n", n, t1 - t0, n / (t1 - t0) / 1e6);
+
+  // many small blocks: the per-block cost of a launch (scheduler setup, labels)
+  t0 = now();
+  axpb<<<(n + 31) / 32, 32>>>(x, y, 3.0f, 1.0f, n);
+  t1 = now();
+  if (y[n - 1] != 3.0f * ((n - 1) % 7) + 1.0f) { printf("axpb/32 WRONG\n"); return 1; }
+  printf("32-thr blocks %9d elements   %8.3f s   %10.1f M elements/s\n", n, t1 - t0, n / (t1 - t0) / 1e6);
 
   t0 = now();
   block_reduce<<<nr / 256, 256>>>(x, r, nr);
@@ -106,11 +115,13 @@ int main() {
 """
 
 
+
+
 def build(tmp: Path, name: str, text: str, header: str | None) -> Path:
     src = tmp / f"{name}.cpp"
     src.write_text(text)
     exe = tmp / name
-    cmd = ["g++", "-std=c++17", "-O2", "-I", str(RUNTIME)]
+    cmd = ["g++", "-std=c++17", "-O2", GPU_EMU_STACK_FLAG, "-I", str(RUNTIME)]
     if header:
         cmd += ["-include", header]
     subprocess.run(cmd + ["-x", "c++", str(src), "-o", str(exe)], check=True)

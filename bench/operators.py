@@ -262,6 +262,8 @@ def make_case(path: str, dialect: str) -> Case:
             raise NoCase(f"{op} on {dialect}: entry scalars {list(entry.scalars)}, reference gives {svals}")
         svals = list(svals) + [extra] * (len(entry.scalars) - len(svals))
     scalars = dict(zip(entry.scalars, svals[:len(entry.scalars)]))
+    if "by_extent" in spec:
+        spec = _pick_by_extent(spec, path, dialect, to_name, scalars)
     logical = spec["sizes"]  # logical name -> elements
     extents = {to_name[k]: v for k, v in spec.get("extents", {}).items()}
     total = sum(logical.values())
@@ -300,6 +302,30 @@ def make_case(path: str, dialect: str) -> Case:
                 alternatives=[(label, wrap_inputs(mk), wrap(fn)) for label, mk, fn in spec.get("alternatives", [])],
                 explain=expl, skip=skip, note=spec.get("note", ""),
                 sizes={to_name[k]: int(v) for k, v in logical.items()})
+
+
+def _pick_by_extent(spec: dict, path: str, dialect: str, to_name: dict, scalars: dict) -> dict:
+    """spec["by_extent"] = (buffer, [(label, elements, inputs, expected), ...]): formulas that
+    differ in the size of one output (an axis hard-coded in the kernel). The one whose size is
+    the kernel's own extent of that buffer (host-code copies, else inference) becomes the
+    reference; the others stay alternatives. Unknown extent: spec unchanged."""
+    from xpiler.errors import XpilerError
+    from xpiler.verify.kernel import prepare
+
+    buf, choices = spec["by_extent"]
+    try:
+        k = prepare(path, scalars, {}, dialect=dialect)
+        have = k.sizes[to_name[buf]] // k.dtypes[to_name[buf]].itemsize
+    except (XpilerError, KeyError):
+        return spec
+    fits = [c for c in choices if c[1] == have]
+    if not fits:
+        return spec
+    label, n, inputs, expected = fits[0]
+    out = dict(spec, inputs=inputs, expected=expected, sizes=dict(spec["sizes"], **{buf: n}),
+               alternatives=[(lb, i, e) for lb, _, i, e in fits[1:]])
+    out["note"] = f"{spec.get('note', '')}; the kernel's {buf} has {n} elements: {label}"
+    return out
 
 
 # Each builder(shape, dialect) -> spec dict (see make_case).
@@ -658,11 +684,16 @@ def _b_gather(shape, dialect):
         return inputs, expected
 
     inputs, expected = on(0)
-    # output and index sizes come from the host code (they depend on the kernel's axis)
+    total = int(np.prod(shape))
+    # The axis is hard-coded in each kernel (CUDA/HIP files use axis 0, 1 or 2): the output
+    # has nidx * total / shape[axis] elements. make_case picks the axis whose output size is
+    # what the kernel's host code copies back (see "by_extent").
     return {"order": ["params", "idx", "out"], "scalars": [nidx],
-            "sizes": {"params": int(np.prod(shape)), "idx": nidx, "out": nidx * int(np.prod(shape)) // shape[0]},
+            "sizes": {"params": total, "idx": nidx, "out": nidx * total // shape[0]},
             "inputs": inputs, "expected": expected,
             "alternatives": [(f"gather along axis {ax}", *on(ax)) for ax in (1, 2)],
+            "by_extent": ("out", [(f"gather along axis {ax}", nidx * total // shape[ax], *on(ax))
+                                  for ax in range(len(shape))]),
             "note": f"index_select with {nidx} valid int64 indices; the axis is hard-coded in each kernel "
                     "(not in the arguments): any axis is accepted and reported"}
 

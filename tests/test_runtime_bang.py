@@ -1239,3 +1239,34 @@ def test_mha_shape_defect_reproduced(bench_prog):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert np.isnan(out).any()
     assert not np.allclose(np.nan_to_num(out), ref, atol=1e-3)
+
+
+# --------------------------------------------------------------------------------------
+# The verification harness (templates/harness/main.cpp.j2 via xpiler.verify.engines)
+# --------------------------------------------------------------------------------------
+OVERRUN_MLU = """
+__mlu_global__ void copy32(float *in, float *out) {
+  __nram__ float buf[32];
+  __memcpy(buf, in, 32 * sizeof(float), GDRAM2NRAM);
+  __memcpy(out, buf, 32 * sizeof(float), NRAM2GDRAM);
+}
+"""
+
+
+def test_verification_harness_buffers_are_gdram(tmp_path):
+    """The harness launches a kernel without host code on its own buffers and registers them
+    as GDRAM: the default build checks their bounds (an overrun of a 16-element output is
+    named), and a correct size runs."""
+    from xpiler.verify.engines import EngineError
+    from xpiler.verify.kernel import prepare
+
+    src = tmp_path / "copy32.mlu"
+    src.write_text(OVERRUN_MLU)
+    data = np.arange(32, dtype=np.float32)
+    ok = prepare(str(src), {}, {"in": 32, "out": 32}, dialect="mlu")
+    out = ok.run({"in": data, "out": np.zeros(32, np.float32)}, "emu").outputs["out"]
+    np.testing.assert_array_equal(out, data)
+    short = prepare(str(src), {}, {"in": 32, "out": 16}, dialect="mlu")
+    with pytest.raises(EngineError) as e:
+        short.run({"in": data, "out": np.zeros(16, np.float32)}, "emu")
+    assert "NRAM2GDRAM" in e.value.log and "overruns the GDRAM buffer" in e.value.log and "by 64 bytes" in e.value.log

@@ -90,13 +90,14 @@ class Program:
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
         self.compile_error = None if r.returncode == 0 else r.stderr[-4000:]
 
-    def run(self, case: str, timeout=60):
+    def run(self, case: str, timeout=60, env=None):
         assert self.compile_error is None, self.compile_error
         _, args = self.cases[case]
         for i, a in enumerate(args):
             if isinstance(a, In):
                 a.array.tofile(self.dir / f"{case}_{i}.bin")
-        r = subprocess.run([str(self.exe), case, str(self.dir)], capture_output=True, text=True, timeout=timeout)
+        r = subprocess.run([str(self.exe), case, str(self.dir)], capture_output=True, text=True, timeout=timeout,
+                           env=dict(os.environ, **(env or {})))
         outs = []
         if r.returncode == 0:
             for i, a in enumerate(args):
@@ -104,8 +105,8 @@ class Program:
                     outs.append(np.fromfile(self.dir / f"{case}_{i}.out", dtype=a.dtype).reshape(a.shape))
         return r, outs
 
-    def outputs(self, case: str, timeout=60):
-        r, outs = self.run(case, timeout)
+    def outputs(self, case: str, timeout=60, env=None):
+        r, outs = self.run(case, timeout, env)
         assert r.returncode == 0, f"{case}: exit {r.returncode}\n{r.stderr[-3000:]}"
         return outs
 
@@ -387,6 +388,16 @@ extern "C" void bad_config_entry(int* out) {
   out[0] = (int)cudaGetLastError();
   out[1] = (int)cudaGetLastError();
 }
+
+// ---- schedule probe: records the order in which threads run (XPILER_EMU_BLOCK_ORDER) ----
+__global__ void order_probe(int* order, int* counter) {
+  order[atomicAdd(counter, 1)] = blockIdx.x * blockDim.x + threadIdx.x;
+}
+extern "C" void order_entry(int* out) {
+  int* d; cudaMalloc(&d, 97 * 4); cudaMemset(d, 0, 97 * 4);
+  order_probe<<<3, 32>>>(d + 1, d);
+  cudaMemcpy(out, d, 97 * 4, cudaMemcpyDeviceToHost);
+}
 """
 
 
@@ -426,6 +437,7 @@ CUDA_CASES = {
     "bad_config": ("bad_config_entry", [Out(np.int32, 2)]),
     "deduce": ("deduce_entry", [Out(np.int32, 100)]),
     "overflow": ("overflow_entry", [Out(np.float32, 1)]),
+    "order": ("order_entry", [Out(np.int32, 97)]),
 }
 # name: (entry, M, N, K, a col-major?, b col-major?, accumulator dtype, lda, ldb, ldc, C col-major?, D col-major?)
 WMMA_CASES = {
@@ -757,6 +769,32 @@ def test_invalid_launch_configuration(programs):
     assert got[0] == 1 and got[1] == 0  # cudaErrorInvalidValue (as CUDA 12 on an H200), then cleared
 
 
+REVERSE = {"XPILER_EMU_BLOCK_ORDER": "reverse"}
+
+
+def test_reverse_block_order(programs):
+    """XPILER_EMU_BLOCK_ORDER=reverse runs blocks and their threads last to first."""
+    p = programs["cuda"]
+    (fwd,) = p.outputs("order")
+    (rev,) = p.outputs("order", env=REVERSE)
+    assert fwd[0] == rev[0] == 96
+    assert fwd[1:].tolist() == list(range(96))
+    assert rev[1:].tolist() == list(range(95, -1, -1))
+    r, _ = p.run("order", env={"XPILER_EMU_BLOCK_ORDER": "sideways"})
+    assert r.returncode == 86 and "expected forward or reverse" in r.stderr
+
+
+def test_reverse_order_keeps_barriers_and_shared_memory_right(programs):
+    """Barriers hold in reverse order, and the thread that poisons __shared__ memory is the
+    first to start (thread 255 here), not thread 0, which would clobber the others' writes."""
+    p = programs["cuda"]
+    exp = np.pad(REDUCE_IN, (0, 24)).reshape(4, 256).sum(axis=1)
+    (got,) = p.outputs("reduce", env=REVERSE)
+    np.testing.assert_array_equal(got, exp)
+    r, _ = p.run("deadlock_barrier", timeout=30, env=REVERSE)
+    assert r.returncode != 0 and "exited without arriving" in r.stderr
+
+
 def test_kernel_template_argument_deduction(programs):
     (got,) = programs["cuda"].outputs("deduce")
     np.testing.assert_array_equal(got, np.arange(100) * 6)
@@ -999,3 +1037,78 @@ def test_adapter_brace_assignment_for_vector_types(tmp_path):
     assert "r = XPILER_BRACE_T(r){5};  // z = {0};" in out and "f4 v = {1, 2, 3, 4};" in out
     (got,) = Program(tmp_path, src, "hip", {"b": ("brace", [Out(np.float32, 2)])}).outputs("b")
     np.testing.assert_array_equal(got, [5, 0])
+
+
+# ---------------------------------- bench/gpu_vs_emu.py ------------------------------
+def _gpu_vs_emu():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gpu_vs_emu", ROOT / "bench" / "gpu_vs_emu.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+RACY_ADD = r"""
+__global__ void add(float *A, float *B, float *T) {
+  int i = blockIdx.x * 32 + threadIdx.x;
+  T[i / 2] = A[i] + B[i];  // threads 2j and 2j+1 race for T[j]; T[32..64) is never written
+}
+extern "C" void add_kernel(float *A, float *B, float *C, int size) {
+  float *d_A, *d_B, *d_C;
+  cudaMalloc(&d_A, size * sizeof(float)); cudaMalloc(&d_B, size * sizeof(float));
+  cudaMalloc(&d_C, size * sizeof(float));
+  cudaMemcpy(d_A, A, size * sizeof(float), cudaMemcpyHostToDevice);
+  cudaMemcpy(d_B, B, size * sizeof(float), cudaMemcpyHostToDevice);
+  add<<<size / 32, 32>>>(d_A, d_B, d_C);
+  cudaMemcpy(C, d_C, size * sizeof(float), cudaMemcpyDeviceToHost);
+}
+"""
+
+
+def test_gpu_vs_emu_classifies_races_and_partial_writes(tmp_path, capsys):
+    """--emu-only (no GPU here): the emulator's forward and reverse orders expose the race,
+    two poisonings the unwritten half; the GPU harness still compiles with nvcc."""
+    import shutil
+
+    if shutil.which("nvcc") is None:
+        pytest.skip("nvcc is not installed")
+    (tmp_path / "add_64.cu").write_text(RACY_ADD)
+    gve = _gpu_vs_emu()
+    out = tmp_path / "r.json"
+    assert gve.main([str(tmp_path), "--emu-only", "--jobs", "1", "--json", str(out)]) == 0
+    import json
+
+    (row,) = json.loads(out.read_text())
+    assert row["status"] == "source-race", row
+    (name,) = row["order_dependent"]
+    assert row["order_dependent"][name] == 32 and row["excluded"][name] == 32
+    assert row["unwritten"][name] == {"gpu": 32, "emu": 32}
+    text = capsys.readouterr().out
+    assert "summary: 0 agree, 0 partial-write-excluded, 1 source-race, 0 differ, 0 source-defect" in text
+
+
+class _FakeKernel:
+    outputs = ["out"]
+
+
+def _runs(values, undefined=()):
+    v = np.asarray(values, np.float32)
+    und = np.zeros(v.size, bool)
+    und[list(undefined)] = True
+    return {"out": v}, {"out": und}, {"out": und.copy()}
+
+
+@pytest.mark.parametrize("gpu,status", [
+    ([1, 2, 3, 4], "agree"),
+    ([1, 2, 9, 4], "partial-write-excluded"),   # element 2 is undefined (changes with poison)
+    ([5, 2, 3, 4], "source-race"),              # element 0 is order-dependent: GPU took the other order
+    ([1, 7, 3, 4], "differ"),                   # element 1 is defined and order-independent
+])
+def test_gpu_vs_emu_classification(gpu, status):
+    gve = _gpu_vs_emu()
+    undefined = (2,) if status == "partial-write-excluded" else ()
+    emu = _runs([1, 2, 3, 4], undefined)
+    rev = {"out": np.asarray([5 if status == "source-race" else 1, 2, 3, 4], np.float32)}
+    row = gve.classify(_FakeKernel(), _runs(gpu, undefined), emu, rev)
+    assert row["status"] == status, row

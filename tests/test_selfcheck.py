@@ -97,3 +97,67 @@ def test_build_errors_in_runtime_headers_are_engine_gaps():
     assert st == "engine-gap" and "__bang_frob" in why
     st, why = classify_build_error("kernel.cpp:9:1: error: redeclaration of 'int i'\n", "emu")
     assert st == "source-defect" and "redeclaration" in why
+
+
+def _strict_run(plugin, path):
+    """Build ``path`` with the verification harness in BANG strict mode and run it."""
+    from xpiler.verify.kernel import prepare
+    from xpiler.verify.selfcheck import STRICT_FLAGS, run_with_flags
+
+    case = plugin.case_for(str(path), "mlu")
+    k = prepare(str(path), case.scalars, dict(case.extents or {}), dialect="mlu")
+    ins = case.make_inputs(0)
+    run_in = {b.name: np.resize(ins.get(b.name, np.zeros(1, k.dtypes[b.name])).astype(k.dtypes[b.name]),
+                                k.sizes[b.name] // k.dtypes[b.name].itemsize) for b in k.entry.buffers}
+    run_in.update(k.scalars)
+    return case, ins, run_with_flags(k, run_in, "emu", STRICT_FLAGS["mlu"], 120)
+
+
+def test_bang_strict_mode_through_the_harness(plugin, bench_dir):
+    """The harness registers the buffers it hands a BANG kernel as GDRAM: a correct kernel
+    passes strict mode; one that runs vector ops on GDRAM (layernorm) is named."""
+    from xpiler.verify.engines import EngineError
+
+    case, ins, out = _strict_run(plugin, bench_dir / "MLU" / "add_18_128.mlu")
+    (name, exp), = case.expected(ins).items()
+    np.testing.assert_allclose(out[name][:exp.size], exp, atol=1e-5)
+    with pytest.raises(EngineError) as e:
+        _strict_run(plugin, bench_dir / "MLU" / "layernorm_1_4_32.mlu")
+    assert "xpiler bang emulator error: __bang_" in e.value.log
+    assert "is a GDRAM pointer, but this operand must be on-chip (NRAM/WRAM)" in e.value.log
+
+
+@pytest.mark.parametrize("name,axis_elements", [("gather_1000_2048_8.cu", 1000 * 2048 * 4),
+                                                ("gather_50_128_4.hip", 50 * 2 * 4),
+                                                ("gather_100_32_16.cu", 8 * 32 * 16)])
+def test_gather_output_size_follows_the_kernels_axis(plugin, bench_dir, name, axis_elements):
+    """CUDA/HIP gather kernels hard-code the axis (0, 1 or 2); the case's output size and
+    reference are those of the axis whose output the host code copies back."""
+    dialect = "cuda" if name.endswith(".cu") else "hip"
+    path = bench_dir / ("CUDA" if dialect == "cuda" else "HIP") / name
+    case = plugin.case_for(str(path), dialect)
+    out = case.buffers[2]
+    assert case.sizes[out] == axis_elements
+    ins = case.make_inputs(0)
+    assert case.expected(ins)[out].size == axis_elements
+
+
+def test_run_time_limit_is_cpu_time(tmp_path):
+    """A run stops after its limit in CPU seconds (wall time grows with the machine's load)
+    and is classified as the emulator being too slow."""
+    from xpiler.verify.engines import EngineError
+    from xpiler.verify.kernel import prepare
+    from xpiler.verify.selfcheck import classify_run_error
+
+    src = tmp_path / "spin.cu"
+    src.write_text("__global__ void spin(float *x) { float v = x[0];\n"
+                   "  for (int i = 0; i < 2000000000; i++) for (int j = 0; j < 2000000000; j++) v = v * 1.0000001f + 1;\n"
+                   "  x[0] = v; }\n"
+                   "extern \"C\" void spin_kernel(float *h) { float *d; cudaMalloc(&d, 4);\n"
+                   "  spin<<<1, 1>>>(d); cudaMemcpy(h, d, 4, cudaMemcpyDeviceToHost); }\n")
+    k = prepare(str(src), {}, {})
+    with pytest.raises(EngineError) as e:
+        k.run(k.inputs(0), "emu", timeout=1)
+    assert "timed out after 1s of CPU time" in str(e.value)
+    st, why = classify_run_error(e.value)
+    assert st == "engine-gap" and "too slow" in why

@@ -333,7 +333,7 @@ def _add_translate_parsers(sub, add_run_args) -> None:
     sp.add_argument("--limit", type=int, help="at most this many files per direction")
     sp.add_argument("--match", metavar="TEXT", help="only files whose name contains TEXT")
     sp.add_argument("--out", metavar="DIR", help="write every verified translation and its report under DIR/<from>-<to>/")
-    sp.add_argument("--timeout", type=float, default=300, help="seconds per kernel run during verification (default 300)")
+    sp.add_argument("--timeout", type=float, default=300, help="CPU seconds per kernel run during verification (default 300; wall-clock backstop 4x that)")
     sp.set_defaults(func=cmd_bench)
 
 
@@ -395,7 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--refs", metavar="FILE", help="reference plugin (default: the repository's bench/operators.py)")
     sp.add_argument("--engine", choices=["emu", "native", "gpu"], help="default: native for cpu, emu otherwise")
     sp.add_argument("--seed", type=int, default=0)
-    sp.add_argument("--timeout", type=float, default=300, help="seconds per kernel run (default 300)")
+    sp.add_argument("--timeout", type=float, default=300, help="CPU seconds per kernel run (default 300; wall-clock backstop 4x that)")
     sp.set_defaults(func=cmd_selfcheck)
     _add_llm_parser(sub)
     _add_translate_parsers(sub, add_run_args)

@@ -65,18 +65,7 @@ def compare_arrays(name: str, expected: np.ndarray, actual: np.ndarray, atol=Non
     if expected.shape != actual.shape:
         return Comparison(name, False, float("inf"), float("inf"), max(expected.size, actual.size),
                           max(expected.size, actual.size), 0, ["shape differs"])
-    d_atol, d_rtol = tolerance(expected.dtype)
-    atol = d_atol if atol is None else atol
-    rtol = d_rtol if rtol is None else rtol
-    same_bits = expected.view(np.uint8).reshape(expected.size, -1) == actual.view(np.uint8).reshape(actual.size, -1) \
-        if expected.size else np.zeros(0, bool)
-    identical = same_bits.all(axis=1) if expected.size else np.zeros(0, bool)
-    e = expected.astype(np.float64)
-    a = actual.astype(np.float64)
-    with np.errstate(invalid="ignore", over="ignore"):
-        diff = np.abs(e - a)
-        rel = diff / np.maximum(np.abs(e), 1e-30)
-        close = (diff <= atol + rtol * np.abs(e)) | identical
+    close, identical, diff, rel = _closeness(expected, actual, atol, rtol)
     diff = np.where(identical, 0.0, diff)
     rel = np.where(identical, 0.0, rel)
     bad = np.flatnonzero(~close)
@@ -87,3 +76,29 @@ def compare_arrays(name: str, expected: np.ndarray, actual: np.ndarray, atol=Non
         max_abs = max_rel = float("inf")
     return Comparison(name, bad.size == 0, max_abs, max_rel, int(bad.size), int(expected.size),
                       int(bad[0]) if bad.size else None, output_flags(actual))
+
+
+def identical_elements(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per element: the same bytes in ``a`` and ``b`` (same shape and dtype)."""
+    if not a.size:
+        return np.zeros(0, bool)
+    return (a.view(np.uint8).reshape(a.size, -1) == b.view(np.uint8).reshape(b.size, -1)).all(axis=1)
+
+
+def close_elements(expected: np.ndarray, actual: np.ndarray, atol=None, rtol=None) -> np.ndarray:
+    """Per element: within the dtype's tolerance (as compare_arrays judges), or identical."""
+    return _closeness(np.asarray(expected).reshape(-1), np.asarray(actual).reshape(-1), atol, rtol)[0]
+
+
+def _closeness(expected, actual, atol, rtol):
+    d_atol, d_rtol = tolerance(expected.dtype)
+    atol = d_atol if atol is None else atol
+    rtol = d_rtol if rtol is None else rtol
+    identical = identical_elements(expected, actual)
+    e = expected.astype(np.float64)
+    a = actual.astype(np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        diff = np.abs(e - a)
+        rel = diff / np.maximum(np.abs(e), 1e-30)
+        close = (diff <= atol + rtol * np.abs(e)) | identical
+    return close, identical, diff, rel

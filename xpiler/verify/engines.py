@@ -9,13 +9,15 @@ The harness (templates/harness/main.cpp.j2) reads every buffer and scalar from o
 file, calls the host entry (or launches the kernel with the platform's default launch
 when the file has no host code), and writes every buffer back. Builds are cached by the
 content hash of everything that goes into them, so re-running a kernel on new inputs
-does not recompile it.
+does not recompile it. A run's time limit is CPU time (see _run_limited).
 """
 from __future__ import annotations
 
 import hashlib
 import os
+import resource
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -32,6 +34,8 @@ from ..ir.entry import HostEntry
 from ..lang import PRINTERS
 
 ENGINES = ("emu", "native", "gpu")
+# Fiber stack size of the CUDA/HIP emulator builds (see build_command)
+GPU_EMU_STACK_FLAG = "-DXPILER_FIBER_STACK_SIZE=(4*1024*1024)"
 RUNTIME_HEADERS = {"cuda": "cuda_emu.h", "hip": "hip_emu.h", "mlu": "bang_emu.h"}
 NUMPY_DTYPES = {
     "bool": np.bool_, "int8": np.int8, "uint8": np.uint8, "int16": np.int16, "uint16": np.uint16,
@@ -107,8 +111,12 @@ def render_harness(entry: HostEntry, dialect: str, kernel_file: str, sizes: dict
                for b in entry.buffers]
     scalars = [{"name": s, "ctype": printer.type_decl(_param(entry, s).dtype, "").strip()} for s in entry.scalars]
     call, _ = _call_expr(entry, dialect, printer)
+    # BANG kernels launched by the harness itself take its buffers as GDRAM; host code
+    # (cnrtMalloc + cnrtMemcpy) must see them as host memory, so they are not registered then
+    gdram = dialect == "mlu" and entry.synthesized and not gpu
     return env.get_template("main.cpp.j2").render(entry_name=entry.name, kernel_file=kernel_file,
-                                                  buffers=buffers, scalars=scalars, call=call, gpu=gpu)
+                                                  buffers=buffers, scalars=scalars, call=call, gpu=gpu,
+                                                  gdram=gdram)
 
 
 def _param(entry: HostEntry, name: str) -> N.Param:
@@ -126,7 +134,7 @@ def build_command(engine: str, dialect: str, harness: Path, exe: Path, asan: boo
         if dialect in ("cuda", "hip"):
             # Kernels translated from BANG keep a task's NRAM buffers as thread-local arrays
             # (hundreds of KiB); fiber stacks are reserved lazily, so a large size is cheap.
-            cmd.append("-DXPILER_FIBER_STACK_SIZE=(4*1024*1024)")
+            cmd.append(GPU_EMU_STACK_FLAG)
         cfg = pc.load_platform_config(dialect).get("limits", {})
         if dialect == "mlu":
             for key, macro in (("nram_bytes", "XPILER_NRAM_BYTES"), ("wram_bytes", "XPILER_WRAM_BYTES"),
@@ -262,11 +270,7 @@ def run(exe: Path, entry: HostEntry, inputs: dict, sizes: dict[str, int], *, tim
         # use_sigaltstack=0: the BANG emulator installs its own alternate signal stacks
         env = dict(os.environ, ASAN_OPTIONS="detect_leaks=0:abort_on_error=0:use_sigaltstack=0", **(env or {}))
         t0 = time.perf_counter()
-        try:
-            r = subprocess.run([str(exe), str(fin), str(fout)], capture_output=True, text=True,
-                               timeout=timeout, env=env)
-        except subprocess.TimeoutExpired:
-            raise EngineError(f"{engine} run timed out after {timeout:.0f}s", "run") from None
+        r = _run_limited([str(exe), str(fin), str(fout)], env, timeout, engine)
         seconds = time.perf_counter() - t0
         if r.returncode != 0:
             stage = "asan" if "AddressSanitizer" in r.stderr else "run"
@@ -278,6 +282,36 @@ def run(exe: Path, entry: HostEntry, inputs: dict, sizes: dict[str, int], *, tim
         outputs[b.name] = np.frombuffer(raw[off:off + n], dtype=numpy_dtype(b.elem)).copy()
         off += n
     return outputs, seconds, r.stderr
+
+
+# A run may take this many times its limit (and at least a minute more) in wall-clock time:
+# on a shared machine wall time grows with other people's load, so the limit is on CPU time.
+WALL_FACTOR = 4
+
+
+def wall_limit(timeout: float) -> float:
+    return max(timeout * WALL_FACTOR, timeout + 60)
+
+
+def _run_limited(cmd: list[str], env: dict, timeout: float, engine: str) -> subprocess.CompletedProcess:
+    """Run ``cmd`` with ``timeout`` seconds of CPU time (all its threads together; the kernel
+    stops it with SIGXCPU) and wall_limit(timeout) of wall-clock time as a backstop."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        cpu = max(1, int(timeout + 0.999))
+        resource.prlimit(proc.pid, resource.RLIMIT_CPU, (cpu, cpu + 5))
+    except (OSError, ValueError):  # the child already exited, or no prlimit: wall limit only
+        pass
+    try:
+        out, err = proc.communicate(timeout=wall_limit(timeout))
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise EngineError(f"{engine} run timed out after {wall_limit(timeout):.0f}s of wall-clock time "
+                          f"(the backstop of the {timeout:.0f}s CPU-time limit)", "run") from None
+    if proc.returncode == -signal.SIGXCPU:
+        raise EngineError(f"{engine} run timed out after {timeout:.0f}s of CPU time", "run", err)
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
 
 def _run_error(stderr: str) -> str:

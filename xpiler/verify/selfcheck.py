@@ -216,10 +216,10 @@ def _asan_location(log: str, kernel_file: str | None = None) -> str:
 
 
 # Emulator build switches used to collect evidence (emulator knowledge, not operator knowledge):
-# strict hardware-rule diagnostics, and on-chip/device memory poisoning turned off.
-# (XPILER_BANG_STRICT=1 is not used: the generated harness passes buffers that strict mode
-# does not recognize as cnrtMalloc allocations, so every kernel aborts at its first copy.)
-STRICT_FLAGS: dict = {}
+# strict hardware-rule diagnostics (the harness registers the buffers it passes to a BANG
+# kernel as GDRAM, so strict mode tells them from other memory), and on-chip/device memory
+# poisoning turned off.
+STRICT_FLAGS = {"mlu": ["-DXPILER_BANG_STRICT=1"]}
 NO_POISON_FLAGS = {"mlu": ["-DXPILER_BANG_POISON_ONCHIP=0"], "cuda": ["-DXPILER_EMU_POISON=0"],
                    "hip": ["-DXPILER_EMU_POISON=0"]}
 

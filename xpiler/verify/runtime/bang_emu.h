@@ -89,8 +89,8 @@
 #ifndef XPILER_BANG_CHECK_CAPACITY     // on-chip use (stack depth) <= NRAM+WRAM+slack
 #define XPILER_BANG_CHECK_CAPACITY 1
 #endif
-#ifndef XPILER_BANG_VECTOR_ON_GDRAM    // 1: __bang_* operands may be GDRAM (layernorm does
-#define XPILER_BANG_VECTOR_ON_GDRAM (!XPILER_BANG_STRICT)  // it); 0: abort
+#ifndef XPILER_BANG_VECTOR_ON_GDRAM    // 1: __bang_* operands may be GDRAM (some real
+#define XPILER_BANG_VECTOR_ON_GDRAM (!XPILER_BANG_STRICT)  // kernels do); 0: abort
 #endif
 #ifndef XPILER_BANG_POISON_ONCHIP      // fill each task's on-chip memory with 0xFF bytes
 #define XPILER_BANG_POISON_ONCHIP 1    // (float NaN) so uninitialized reads show up
@@ -308,7 +308,7 @@ inline void check_range(const char* builtin, const char* role_base, const void* 
 #endif
         fail(builtin, "%s %p is a GDRAM pointer, but this operand must be on-chip (NRAM/WRAM)%s",
              role(), p, std::strncmp(builtin, "__memcpy", 8) == 0 ? ": wrong copy direction" :
-             " (set XPILER_BANG_VECTOR_ON_GDRAM=1 to allow, as layernorm needs)");
+             " (hardware vector units read only NRAM/WRAM; -DXPILER_BANG_VECTOR_ON_GDRAM=1 tolerates it)");
     } else if (got != space::gdram && g_task && g_task->fence &&
                uintptr_t(p) + bytes > g_task->fence && uintptr_t(p) < g_task->stack_hi + (1u << 20)) {
       // The kernel's frame ends at its return address, just below the emulator's frames and

@@ -63,12 +63,13 @@
 #define __launch_bounds__(...)
 #define __shared__ static
 // Appended by emu_adapt.py after each static __shared__ declaration: the block's first
-// thread (which runs before any other thread of the block starts) fills it with the poison
-// byte, so reads of shared memory nobody wrote are visible.
-#define XPILER_POISON_SHARED(v)                                                        \
-  do {                                                                                 \
-    if (XPILER_EMU_POISON && threadIdx.x == 0 && threadIdx.y == 0 && threadIdx.z == 0) \
-      std::memset((void *)&(v), ::xpiler::gpu::poison_byte(), sizeof(v));            \
+// thread to start (it runs before any other thread of the block starts; thread 0, or the
+// last one in reverse order) fills it with the poison byte, so reads of shared memory
+// nobody wrote are visible.
+#define XPILER_POISON_SHARED(v)                                                          \
+  do {                                                                                   \
+    if (XPILER_EMU_POISON && ::xpiler::gpu::first_thread_of_block())                     \
+      std::memset((void *)&(v), ::xpiler::gpu::poison_byte(), sizeof(v));              \
   } while (0)
 #define __constant__
 #define __managed__
@@ -529,16 +530,44 @@ struct BlockState {
   WarpState warps[kMaxWarps];
   unsigned char *dyn_shared = nullptr;
   size_t dyn_shared_size = 0;
-  char label[160] = "";
+  char label[160] = "";  // filled by block_label() when a message needs it
 };
 
 inline BlockState &block() {
   static BlockState b;
   return b;
 }
+// The running block, for error messages (formatted on demand: see run_grid).
+inline const char *block_label() {
+  BlockState &b = block();
+  std::snprintf(b.label, sizeof b.label,
+                "block (%u,%u,%u) of grid (%u,%u,%u), blockDim (%u,%u,%u); fiber i = thread "
+                "(i %% %u, i / %u %% %u, i / %u)",
+                blockIdx.x, blockIdx.y, blockIdx.z, gridDim.x, gridDim.y, gridDim.z, blockDim.x,
+                blockDim.y, blockDim.z, blockDim.x, blockDim.x, blockDim.y, blockDim.x * blockDim.y);
+  return b.label;
+}
 inline fiber::Scheduler &gpu_scheduler() {
   static fiber::Scheduler s;
   return s;
+}
+
+inline bool first_thread_of_block() {
+  fiber::Scheduler &s = gpu_scheduler();
+  return s.current() == s.first();
+}
+
+// XPILER_EMU_BLOCK_ORDER=reverse: blocks run last to first and the threads of each block
+// start last to first. Both orders are legal schedules; a kernel whose outputs differ
+// between them depends on the order of its threads (a race, e.g. duplicate scatter targets).
+inline bool reverse_order() {
+  static const bool r = [] {
+    const char *e = std::getenv("XPILER_EMU_BLOCK_ORDER");
+    if (!e || !*e || !std::strcmp(e, "forward")) return false;
+    if (!std::strcmp(e, "reverse")) return true;
+    fatal("XPILER_EMU_BLOCK_ORDER=%s: expected forward or reverse", e);
+  }();
+  return r;
 }
 
 inline void *dynamic_shared() { return block().dyn_shared; }
@@ -626,7 +655,7 @@ inline void warp_arrive(WarpState &w, int lane, int op, void (*complete)(fiber::
     w.g.partial_on_stall = (mask == 0);
   } else if (w.op != op) {
     fatal("divergent warp collectives in %s: lane %d of warp %d calls %s while other lanes wait in %s",
-          block().label, lane, w.index, op_name(op), op_name(w.op));
+          block_label(), lane, w.index, op_name(op), op_name(w.op));
   }
   w.arrived |= 1ull << lane;
   // Only the first arriver's count matters (fiber::Scheduler::arrive_and_wait).
@@ -823,17 +852,16 @@ inline void run_grid(dim3 grid, dim3 blk, size_t shmem, fiber::Fn fn, void *ctx)
   gridDim = grid;
   blockDim = blk;
   fiber::Scheduler &s = gpu_scheduler();
-  for (unsigned z = 0; z < grid.z; ++z)
-    for (unsigned y = 0; y < grid.y; ++y)
-      for (unsigned x = 0; x < grid.x; ++x) {
+  s.set_label_fn(&block_label);
+  const bool rev = reverse_order();
+  s.set_reverse(rev);
+  for (unsigned zi = 0; zi < grid.z; ++zi)
+    for (unsigned yi = 0; yi < grid.y; ++yi)
+      for (unsigned xi = 0; xi < grid.x; ++xi) {
+        unsigned x = rev ? grid.x - 1 - xi : xi, y = rev ? grid.y - 1 - yi : yi, z = rev ? grid.z - 1 - zi : zi;
         blockIdx = uint3{x, y, z};
-        std::snprintf(b.label, sizeof b.label,
-                      "block (%u,%u,%u) of grid (%u,%u,%u), blockDim (%u,%u,%u); fiber i = thread "
-                      "(i %% %u, i / %u %% %u, i / %u)",
-                      x, y, z, grid.x, grid.y, grid.z, blk.x, blk.y, blk.z, blk.x, blk.x, blk.y,
-                      blk.x * blk.y);
         try {
-          s.run(b.nthreads, fn, ctx, &thread_resume_hook, b.label);
+          s.run(b.nthreads, fn, ctx, &thread_resume_hook);
         } catch (const std::exception &e) {
           fatal("%s", e.what());
         }

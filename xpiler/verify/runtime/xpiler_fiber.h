@@ -32,7 +32,7 @@
 //   Hand-written x86-64 SysV switch (callee-saved registers + MXCSR + x87 control word),
 //   a few ns. Other targets, or -DXPILER_FIBER_UCONTEXT, use ucontext (slower, because
 //   swapcontext does a sigprocmask system call). Stacks are mmap'ed with a PROT_NONE guard
-//   region below them, as large as the stack (overflow = a clear error message, not silent
+//   region below them, one page larger than the stack (overflow = a clear error message, not silent
 //   corruption of another fiber's stack), and pooled for reuse.
 //   Default size 256 KiB (-DXPILER_FIBER_STACK_SIZE=... or the stack_size argument of
 //   run(); the BANG emulator wants ~2 MiB for its large __nram__ arrays). Memory is
@@ -214,32 +214,37 @@ class StackPool {
     size = round_up(size);
     // The guard below the stack is as large as the stack itself (address space only): a
     // frame that overflows by less than a whole stack faults in the guard instead of
-    // silently writing into the neighbouring fiber's stack.
-    void *p = mmap(nullptr, 2 * size, PROT_READ | PROT_WRITE,
+    // silently writing into the neighbouring fiber's stack. One page more keeps stack tops
+    // from sitting a power of two apart: with 4 MiB stacks (8 MiB mappings, 2 MiB aligned)
+    // every top mapped to the same TLB set and a 256-thread barrier reduction ran 30%
+    // slower (bench/emulator_speed.py).
+    const size_t guard = size + page_size();
+    void *p = mmap(nullptr, guard + size, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
     if (p == MAP_FAILED) {
       std::fprintf(stderr, "xpiler fiber: cannot mmap a %zu-byte stack\n", size);
       std::abort();
     }
-    mprotect(p, size, PROT_NONE);
+    mprotect(p, guard, PROT_NONE);
     install_guard_handler();
     GuardPages &g = guard_pages();
     int slot = g.n.fetch_add(1);
     if (slot < GuardPages::kMax) {  // a slot not yet filled in reads as an empty range
       g.lo[slot] = (uintptr_t)p;  // lo before hi: a half-written entry is an empty range
       std::atomic_signal_fence(std::memory_order_release);
-      g.hi[slot] = (uintptr_t)p + size;
+      g.hi[slot] = (uintptr_t)p + guard;
     }
-    return Stack{(char *)p + size, size};
+    return Stack{(char *)p + guard, size};
   }
   void put(Stack s) { free_.push_back(s); }
   ~StackPool() {
-    for (Stack &s : free_) munmap(s.base - s.size, 2 * s.size);
+    for (Stack &s : free_) munmap(s.base - s.size - page_size(), 2 * s.size + page_size());
   }
-  static size_t round_up(size_t size) {
-    const size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    return (size + page - 1) / page * page;
+  static size_t page_size() {
+    static const size_t page = (size_t)sysconf(_SC_PAGESIZE);  // sysconf is not free
+    return page;
   }
+  static size_t round_up(size_t size) { return (size + page_size() - 1) / page_size() * page_size(); }
 
  private:
   std::vector<Stack> free_;
@@ -351,10 +356,20 @@ class Scheduler {
     }
   }
 
+  // Names the runs in error messages lazily (instead of run()'s label): formatting a label
+  // per run cost more than running a small block of a kernel without rendezvous.
+  void set_label_fn(const char *(*fn)()) { label_fn_ = fn; }
+
   int current() const { return current_; }
   int size() const { return n_; }
-  bool exited(int i) const { return i < next_unstarted_ && fibers_[i].state == State::Done; }
-  bool started(int i) const { return i < next_unstarted_; }
+  bool exited(int i) const { return started(i) && fibers_[i].state == State::Done; }
+  bool started(int i) const { return reverse_ ? i >= n_ - next_unstarted_ : i < next_unstarted_; }
+  // The fiber that starts first (it runs before any other fiber of the run starts).
+  int first() const { return reverse_ ? n_ - 1 : 0; }
+
+  // Start order of later runs: reversed = n-1, n-2, ..., 0 instead of 0, 1, ..., n-1. Any
+  // order is a legal schedule; comparing two finds results that depend on the order.
+  void set_reverse(bool r) { reverse_ = r; }
 
   // Rendezvous: the current fiber arrives at g; the round completes after `expected`
   // arrivals (the first arriver's value counts). Returns true in the fiber that completed
@@ -408,7 +423,7 @@ class Scheduler {
       // A runner starts at least one fiber (it was created for that); afterwards it prefers
       // resuming released fibers (keeps few stacks alive) to starting new ones.
       if (s->next_unstarted_ >= s->n_ || s->error_ || (!first && s->ready_head_ >= 0)) break;
-      int i = s->next_unstarted_++;
+      int k = s->next_unstarted_++, i = s->reverse_ ? s->n_ - 1 - k : k;
       Fiber &f = s->fibers_[i];
       f.state = State::Running;
       f.stack = mine;
@@ -581,8 +596,8 @@ class Scheduler {
   // At a stall: complete the lenient group whose first waiter has the lowest index.
   bool complete_a_partial_group() {
     Group *best = nullptr;
-    for (int i = 0; i < next_unstarted_ && !best; ++i)
-      if (fibers_[i].state == State::Waiting && fibers_[i].waiting_on->partial_on_stall)
+    for (int i = 0; i < n_ && !best; ++i)
+      if (started(i) && fibers_[i].state == State::Waiting && fibers_[i].waiting_on->partial_on_stall)
         best = fibers_[i].waiting_on;
     if (!best) return false;
     complete(*best);
@@ -603,31 +618,32 @@ class Scheduler {
 
   std::string describe_deadlock() {
     std::vector<Group *> groups;
-    for (int i = 0; i < next_unstarted_; ++i)
-      if (fibers_[i].state == State::Waiting) {
+    for (int i = 0; i < n_; ++i)
+      if (started(i) && fibers_[i].state == State::Waiting) {
         Group *g = fibers_[i].waiting_on;
         bool seen = false;
         for (Group *x : groups) seen |= (x == g);
         if (!seen) groups.push_back(g);
       }
-    std::vector<int> exited;
-    for (int i = 0; i < next_unstarted_; ++i)
-      if (fibers_[i].state == State::Done) exited.push_back(i);
+    std::vector<int> gone;
+    for (int i = 0; i < n_; ++i)
+      if (exited(i)) gone.push_back(i);
     std::string m = "xpiler emulator: deadlock";
-    if (label_ && *label_) m += std::string(" in ") + label_;
+    const char *label = label_fn_ ? label_fn_() : label_;
+    if (label && *label) m += std::string(" in ") + label;
     m += ": " + std::to_string(n_ - n_done_) + " of " + std::to_string(n_) +
          " fibers wait at a rendezvous that can never complete.";
     for (Group *g : groups) {
       std::vector<int> w;
-      for (int i = 0; i < next_unstarted_; ++i)
-        if (fibers_[i].state == State::Waiting && fibers_[i].waiting_on == g) w.push_back(i);
+      for (int i = 0; i < n_; ++i)
+        if (started(i) && fibers_[i].state == State::Waiting && fibers_[i].waiting_on == g) w.push_back(i);
       m += std::string("\n  '") + g->name + "': " + std::to_string(g->arrived) + " of " +
            std::to_string(g->expected) + " expected arrivals; waiting fibers ";
       append_ranges(m, w);
     }
-    if (!exited.empty()) {
+    if (!gone.empty()) {
       m += "\n  fibers that exited without arriving: ";
-      append_ranges(m, exited);
+      append_ranges(m, gone);
     }
     m += "\n  (a barrier or collective inside divergent code, or after an early return?)";
     return m;
@@ -635,8 +651,8 @@ class Scheduler {
 
   void release_all_waiting() {
     // Suspended fibers are abandoned (their destructors do not run); reclaim their stacks.
-    for (int i = 0; i < next_unstarted_; ++i)
-      if (fibers_[i].state == State::Waiting || fibers_[i].state == State::Ready) {
+    for (int i = 0; i < n_; ++i)
+      if (started(i) && (fibers_[i].state == State::Waiting || fibers_[i].state == State::Ready)) {
         if (fibers_[i].waiting_on) fibers_[i].waiting_on->reset();
         stack_pool().put(fibers_[i].stack);
         fibers_[i].state = State::Done;
@@ -649,8 +665,10 @@ class Scheduler {
   void *ctx_ = nullptr;
   Hook hook_ = nullptr;
   const char *label_ = "";
+  const char *(*label_fn_)() = nullptr;
   size_t stack_size_ = XPILER_FIBER_STACK_SIZE;
-  int n_ = 0, next_unstarted_ = 0, n_done_ = 0, current_ = -1;
+  int n_ = 0, next_unstarted_ = 0, n_done_ = 0, current_ = -1;  // next_unstarted_: how many started
+  bool reverse_ = false;
   int ready_head_ = -1, ready_tail_ = -1;
   void *main_sp_ = nullptr;
   Stack new_runner_stack_, pending_, next_stack_, main_stack_;
