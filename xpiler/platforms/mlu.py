@@ -513,6 +513,20 @@ for _kind, _doc in (("sum", "sum"), ("avg", "mean"), ("max", "maximum"), ("min",
          _pool_meaning(_kind), cost=2, notes=_POOL_NOTES,
          constraints=VECTOR_RULES[:1] + (Constraint("max", "kernel_height", "height", "kernel fits: kh <= H, kw <= W"),))
 
+# Tensorization reduces with the pools whose window covers the whole reduced axis (their
+# accumulator and combine step are read from the meanings above; avgpool divides, so it
+# is not a plain reduction). The two layouts, as pool arguments for a tile of n outputs
+# each reducing k inputs:
+#   rows: tile [n][k] (each output's inputs contiguous) = src [H=n][W=k][C=1], window 1 x k
+#   cols: tile [k][n] (inputs k apart by a stride)      = src [H=k][W=1][C=n], window k x 1
+REDUCING_POOLS = ("__bang_sumpool", "__bang_maxpool", "__bang_minpool")
+POOL_REDUCTION_ARGS = {
+    "rows": lambda n, k: {"channel": 1, "height": n, "width": k, "kernel_height": 1, "kernel_width": k,
+                          "stride_x": k, "stride_y": 1},
+    "cols": lambda n, k: {"channel": n, "height": k, "width": 1, "kernel_height": k, "kernel_width": 1,
+                          "stride_x": 1, "stride_y": 1},
+}
+
 
 def _pad(dst, src, channel, height, width, pad_top, pad_bottom, pad_left, pad_right):
     wo = var("Wo", I32)

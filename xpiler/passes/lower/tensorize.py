@@ -1,9 +1,6 @@
-"""Tensorization for BANG: replace element loops by `__bang_*` vector intrinsics where the
-registry's meaning matches (with z3-checked index equivalence).
-
-Not implemented yet: kernels are emitted as scalar BANG code, reported as such."""
+"""Tensorization entry points by target. BANG (mlu) lives in tensorize_mlu.py; the
+platform-neutral matching of element expressions against intrinsics in cover.py."""
 from __future__ import annotations
 
-
-def tensorize_mlu(fn):
-    return fn, []
+from .cover import pointwise_patterns  # noqa: F401
+from .tensorize_mlu import Result, tensorize_phase  # noqa: F401

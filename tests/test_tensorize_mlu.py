@@ -1,0 +1,253 @@
+"""MLU tensorization: elementwise phases become NRAM chunks, __memcpy and __bang_* calls,
+verified on the BANG emulator; other phases stay scalar with a reason."""
+import re
+import subprocess
+
+from xpiler import paths
+from xpiler.ir import nodes as N
+from xpiler.ir import types as T
+from xpiler.passes.lower.tensorize import pointwise_patterns
+from xpiler.smt.reals import prove_equal
+from xpiler.translate import TranslateOptions, translate_file
+
+# A CUDA kernel with host code; BODY is the guarded statement of thread i.
+CUDA = """
+__global__ void ew(const float *A, const float *B, float *C, int n) {
+  int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < n) {
+    BODY
+  }
+}
+
+extern "C" void ew_host(float *A, float *B, float *C, int n) {
+  float *dA, *dB, *dC;
+  cudaMalloc(&dA, n * sizeof(float));
+  cudaMalloc(&dB, n * sizeof(float));
+  cudaMalloc(&dC, n * sizeof(float));
+  cudaMemcpy(dA, A, n * sizeof(float), cudaMemcpyHostToDevice);
+  cudaMemcpy(dB, B, n * sizeof(float), cudaMemcpyHostToDevice);
+  ew<<<(n + 255) / 256, 256>>>(dA, dB, dC, n);
+  cudaMemcpy(C, dC, n * sizeof(float), cudaMemcpyDeviceToHost);
+  cudaFree(dA);
+  cudaFree(dB);
+  cudaFree(dC);
+}
+"""
+
+
+def _translate(tmp_path, body: str, n: int, name="ew.cu", **params):
+    path = tmp_path / name
+    path.write_text(CUDA.replace("BODY", body))
+    return translate_file(str(path), TranslateOptions(target="mlu", scalars={"n": n}, seeds=(0, 1),
+                                                      lower_params=params))
+
+
+def _fallbacks(report):
+    return [n for n in report["notes"] if "scalar fallback" in n]
+
+
+def test_elementwise_kernel_uses_bang_intrinsics_and_verifies(tmp_path):
+    tr = _translate(tmp_path, "C[i] = fmaxf(A[i] * B[i], 0.0f) + 1.5f;", 1000)
+    assert tr.verified, tr.report["verification"]
+    used = set(tr.report["intrinsics"])
+    assert {"__bang_mul", "__bang_active_relu", "__memcpy"} <= used
+    assert any(u.startswith("__bang_add") for u in used)  # + 1.5f: a vector-scalar add
+    assert "GDRAM2NRAM" in tr.text and "NRAM2GDRAM" in tr.text and "__nram__" in tr.text
+    assert not _fallbacks(tr.report)
+
+
+def test_remainder_of_a_chunk_verifies(tmp_path):
+    # 4 tasks of 96 elements, 3 chunks of 32 each; the last task has 300 - 288 = 12,
+    # which is padded up to the 32-float (128-byte) vector unit
+    tr = _translate(tmp_path, "C[i] = A[i] - B[i];", 300, chunk=32, task_dim=4)
+    assert tr.verified, tr.report["verification"]
+    assert "__bang_sub" in tr.report["intrinsics"]
+    assert re.search(r"xpiler_off \+= 32", tr.text)
+    assert re.search(r"xpiler_nv = \(xpiler_n \+ 31\) / 32 \* 32", tr.text)
+
+
+def test_non_matching_body_falls_back_with_reason(tmp_path):
+    tr = _translate(tmp_path, "C[i] = A[i] + B[(i + 1) % n];", 100)
+    assert tr.verified, tr.report["verification"]
+    assert tr.report["intrinsics"] == []
+    notes = _fallbacks(tr.report)
+    assert notes and "load of B is not at the store's index" in notes[0]
+    assert "__bang_" not in tr.text
+
+
+def test_serial_cpu_nest_is_tensorized(tmp_path):
+    path = tmp_path / "scale.cpp"
+    path.write_text("extern \"C\" void scale(float *a, float *b) {\n"
+                    "  for (int i = 0; i < 10; i++)\n"
+                    "    for (int j = 0; j < 100; j++)\n"
+                    "      b[i * 100 + j] = a[i * 100 + j] * 2.0f - 1.0f;\n}\n")
+    tr = translate_file(str(path), TranslateOptions(target="mlu", seeds=(0,)))
+    assert tr.verified, tr.report["verification"]
+    assert any(u.startswith("__bang_mul") for u in tr.report["intrinsics"])
+    assert "taskId == 0" not in tr.text  # spread over the tasks, not run by task 0 alone
+
+
+def test_output_passes_strict_emulator_alignment(tmp_path):
+    """Hardware rules the emulator checks only in strict mode: vector lengths in 128-byte
+    units, operands in this task's NRAM, GDRAM ranges inside cnrtMalloc allocations."""
+    from xpiler.verify.emu_adapt import adapt_for_emulator
+
+    tr = _translate(tmp_path, "C[i] = fmaxf(A[i], 0.0f) * B[i];", 1000)
+    assert tr.verified and "__bang_active_relu" in tr.report["intrinsics"]
+    (tmp_path / "k.mlu").write_text(adapt_for_emulator(tr.text, "mlu"))
+    (tmp_path / "main.cpp").write_text(r"""
+#include <cmath>
+extern "C" void ew_host(float *A, float *B, float *C, int n);
+int main() {
+  const int n = 1000;
+  static float A[n], B[n], C[n];
+  for (int i = 0; i < n; ++i) { A[i] = (i % 17) - 8.0f; B[i] = (i % 5) * 0.5f - 1.0f; C[i] = -99; }
+  ew_host(A, B, C, n);
+  for (int i = 0; i < n; ++i)
+    if (std::fabs(std::fmax(A[i], 0.0f) * B[i] - C[i]) > 1e-6f) return 3;
+  return 0;
+}
+""")
+    rt = paths.runtime_dir()
+    exe = tmp_path / "strict"
+    subprocess.run(["g++", "-std=c++17", "-O1", "-w", "-I", str(rt), "-include", str(rt / "bang_emu.h"),
+                    "-DXPILER_BANG_STRICT=1", "-DXPILER_BANG_ALIGN_BYTES=128",
+                    "-x", "c++", str(tmp_path / "k.mlu"), "-x", "c++", str(tmp_path / "main.cpp"),
+                    "-o", str(exe), "-lpthread"], check=True)
+    r = subprocess.run([str(exe)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+
+
+def test_pointwise_patterns_come_from_the_registry_meanings():
+    pats = {p.sig.name: p for p in pointwise_patterns("mlu")}
+    add = pats["__bang_add"]
+    assert add.vec == ("src0", "src1") and add.scal == () and add.length == "n"
+    assert add.expr == N.Binary("+", N.Var("$src0", T.F32), N.Var("$src1", T.F32))
+    assert pats["__bang_mul_scalar"].scal == ("value",)
+    assert "__gdramset" not in pats  # its destination is GDRAM, not an NRAM vector
+    assert "__bang_max" not in pats  # a reduction, not pointwise
+
+
+def test_real_model_proves_spellings_equal_and_rejects_differences():
+    x = N.Var("x", T.F32)
+    zero = N.Const(0.0, T.F32)
+    relu_meaning = N.Select(N.Binary("<", x, zero), zero, x)
+    assert prove_equal(N.Call("fmaxf", (x, zero)), relu_meaning)
+    assert prove_equal(N.Select(N.Binary(">", x, N.Const(0, T.I32)), x, N.Const(0, T.I32)), relu_meaning)
+    assert not prove_equal(N.Binary("*", x, x), x)
+    # C integer division: 1 / 2 is 0, so x * (1 / 2) is not x * 0.5
+    half_int = N.Binary("/", N.Const(1, T.I32), N.Const(2, T.I32))
+    assert not prove_equal(N.Binary("*", x, half_int), N.Binary("*", x, N.Const(0.5, T.F32)))
+    assert prove_equal(N.Call("pow", (x, N.Const(3, T.I32))), N.Binary("*", N.Binary("*", x, x), x))
+
+
+ROWSUM = """
+__global__ void rowsum(const float *in, float *out, int rows) {
+  int r = blockIdx.x * blockDim.x + threadIdx.x;
+  if (r >= rows) return;
+  float s = 0.0f;
+  for (int k = 0; k < 50; k++) {
+    s += in[r * 50 + k];
+  }
+  out[r] = s * 0.5f;
+}
+
+extern "C" void rowsum_host(float *in, float *out, int rows) {
+  float *d_in, *d_out;
+  cudaMalloc(&d_in, rows * 50 * sizeof(float));
+  cudaMalloc(&d_out, rows * sizeof(float));
+  cudaMemcpy(d_in, in, rows * 50 * sizeof(float), cudaMemcpyHostToDevice);
+  rowsum<<<(rows + 63) / 64, 64>>>(d_in, d_out, rows);
+  cudaMemcpy(out, d_out, rows * sizeof(float), cudaMemcpyDeviceToHost);
+  cudaFree(d_in);
+  cudaFree(d_out);
+}
+"""
+
+
+def test_row_reduction_uses_a_pool_and_verifies(tmp_path):
+    path = tmp_path / "rowsum.cu"
+    path.write_text(ROWSUM)
+    tr = translate_file(str(path), TranslateOptions(target="mlu", scalars={"rows": 37}, seeds=(0, 1)))
+    assert tr.verified, tr.report["verification"]
+    used = set(tr.report["intrinsics"])
+    assert "__bang_sumpool" in used and any(u.startswith("__bang_mul") for u in used)
+    assert not _fallbacks(tr.report)
+
+
+def test_column_reduction_into_memory_verifies(tmp_path):
+    path = tmp_path / "colmax.cpp"
+    path.write_text("extern \"C\" void colmax(float *a, float *out) {\n"
+                    "  for (int j = 0; j < 40; j++) {\n"
+                    "    out[j] = -1e30f;\n"
+                    "    for (int i = 0; i < 24; i++)\n"
+                    "      if (a[i * 40 + j] > out[j]) out[j] = a[i * 40 + j];\n"
+                    "  }\n}\n")
+    tr = translate_file(str(path), TranslateOptions(target="mlu", seeds=(0, 1)))
+    assert tr.verified, tr.report["verification"]
+    assert "__bang_maxpool" in tr.report["intrinsics"]
+    assert re.search(r"GDRAM2NRAM,\s*[^;]*, 160, 23\)", tr.text)  # 24 rows, 40 floats apart
+
+
+def test_pool_reduction_layouts_follow_the_pool_meanings():
+    """mlu.POOL_REDUCTION_ARGS, run through the registry meaning, reduce rows of [n][k]
+    and columns of [k][n] (what tensorization relies on)."""
+    import numpy as np
+
+    from xpiler.platforms import mlu
+    from xpiler.platforms.meaning import execute
+    from xpiler.platforms.registry import lookup
+
+    rng = np.random.default_rng(0)
+    n, k = 5, 7
+    pool = lookup("mlu", "__bang_maxpool")
+    order = [p.name for p in pool.params[2:]]
+    for form, want in (("rows", lambda t: t.reshape(n, k).max(axis=1)), ("cols", lambda t: t.reshape(k, n).max(axis=0))):
+        tile = rng.standard_normal(n * k).astype(np.float32)
+        dst = np.zeros(n, np.float32)
+        args = mlu.POOL_REDUCTION_ARGS[form](n, k)
+        execute(pool, dst, tile, *[args[p] for p in order])
+        assert np.array_equal(dst, want(tile)), form
+
+
+def _tensorize_cpp(tmp_path, text: str) -> list:
+    """tensorize_phase on every phase of a C++ kernel (no verification: fast)."""
+    from xpiler.ir import nodes as N
+    from xpiler.lang import parse_source
+    from xpiler.passes.base import names_in
+    from xpiler.passes.lift import lift_program
+    from xpiler.passes.lower import _device_functions, _kernel_params
+    from xpiler.passes.lower.phases import split_phases
+    from xpiler.passes.lower.tensorize import tensorize_phase
+    from xpiler.platforms.config import load_platform_config
+
+    canon = lift_program(parse_source(text, "cpu", str(tmp_path / "k.cpp")), load_platform_config("cpu"))
+    params = {p.name: p.dtype for p in _kernel_params(canon)}
+    devices = {f.name: f for f in _device_functions(canon)}
+    limits = load_platform_config("mlu")["limits"]
+    return [tensorize_phase(ph, params, devices, limits,
+                            names_in(N.Block(tuple(ph.prelude) + ph.body.body)) | set(params))
+            for ph in split_phases(canon.function.body)]
+
+
+def test_index_used_as_data_is_not_tensorized(tmp_path):
+    (r,) = _tensorize_cpp(tmp_path, "extern \"C\" void kd(float *a, float *out) {\n"
+                                    "  for (int j = 0; j < 40; j++) {\n    float s = 0.0f;\n"
+                                    "    for (int i = 0; i < 24; i++) s += a[j * 24 + i] * i;\n"
+                                    "    out[j] = s;\n  }\n}\n")
+    assert r.stmts is None and "loop index as data" in r.reason
+    (r,) = _tensorize_cpp(tmp_path, "extern \"C\" void ix(float *a, float *out) {\n"
+                                    "  for (int j = 0; j < 40; j++) out[j] = a[j] + j;\n}\n")
+    assert r.stmts is None and "loop index as data" in r.reason
+
+
+def test_whole_array_reduction_verifies(tmp_path):
+    """One output (the serial phase is one iteration; its accumulator is declared before
+    the loop, in the replicated prelude)."""
+    path = tmp_path / "total.cpp"
+    path.write_text("extern \"C\" void total(float *a, float *out) {\n  float s = 1.0f;\n"
+                    "  for (int i = 0; i < 100; i++) s += a[i];\n  out[0] = s;\n}\n")
+    tr = translate_file(str(path), TranslateOptions(target="mlu", seeds=(0, 1)))
+    assert tr.verified, tr.report["verification"]
+    used = tr.report["intrinsics"]
+    assert "__bang_sumpool" in used and any(u.startswith("__bang_add") for u in used)  # + the initial 1.0f
