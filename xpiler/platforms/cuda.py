@@ -81,6 +81,13 @@ MPTR_ALIGN = Constraint("align", "mptr", 32, "mptr 256-bit (32-byte) aligned")
 LDM_RULE = Constraint("bytes_multiple", "ldm", 16, "ldm a multiple of 16 bytes (8 halfs / 4 floats)")
 
 
+# Tensorization (passes/lower/tensorize_gpu.py) emits m16n16k16 with half A/B and a float
+# accumulator, the one shape and type pair the emulator and every sm_70+ GPU share; load
+# and store follow MPTR_ALIGN and LDM_RULE (ldm in elements: 8 halfs, 4 floats).
+TENSORIZE = {"m": 16, "n": 16, "k": 16, "elem": F16, "acc": F32, "warp": 32,
+             "align_bytes": MPTR_ALIGN.value, "ldm_bytes": LDM_RULE.value}
+
+
 def _shape(f):
     return fragment_shape(f.dtype)
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from ..ir import types as T
 from . import cuda
-from .meaning import assign, cast, declare, loop, loops, store, var, view
+from .meaning import E, assign, cast, declare, loop, loops, store, var, view
 from .registry import Constraint, IntrinsicParam, PlatformFacts, register_facts
 
 PLATFORM = "hip"
@@ -104,6 +104,41 @@ for _suffix, (_m, _n, _k, _blocks, _kpl, _ab, _i8) in SHAPES.items():
         + (" Not in the HIP emulator (hip_emu.h) yet." if _i8 else "")
         + " Inactive lanes: the emulator (docs/platforms-gpu.md) reads their A/B as 0 and "
           "writes no D; the meaning assumes every lane is active.")
+
+# Tensorization (passes/lower/tensorize_gpu.py) emits these one-block shapes, preferred
+# first: the f16 one does 4x the work per instruction; the f32 one takes every operand
+# type that float32 holds exactly.
+TENSORIZE = ("f32_16x16x16f16", "f32_16x16x4f32")
+
+
+def mfma_shape(suffix: str) -> dict:
+    m_, n_, k_, blocks, kpl, ab, _ = SHAPES[suffix]
+    elem = ab.elem if isinstance(ab, T.VectorType) else ab
+    # f16 operands are vectors of the compiler's _Float16 (HIP's `half` is a class type)
+    lane_t = T.NamedType("_Float16") if elem == F16 else elem
+    return {"builtin": f"__builtin_amdgcn_mfma_{suffix}", "m": m_, "n": n_, "k": k_, "kpl": kpl,
+            "elem": elem, "lane_type": lane_t, "regs": m_ * n_ * blocks // WAVE, "blocks": blocks}
+
+
+def mfma_operand_coord(suffix: str, lane, v: int):
+    """(row of A or column of B, k) of value ``v`` of a lane's A/B operand, as IR (``lane``
+    an int expression): the lane rule of the module doc for one-block shapes."""
+    s = mfma_shape(suffix)
+    assert s["blocks"] == 1
+    l = E(lane)
+    k = (l / s["m"]) * s["kpl"] if s["kpl"] > 1 else l / s["m"]
+    return (l % s["m"]).node, (k + v if v else k).node
+
+
+def mfma_result_coord(suffix: str, lane, r: int):
+    """(row, col) of D register ``r`` of a lane, as IR: the module doc's rule, one block."""
+    s = mfma_shape(suffix)
+    assert s["blocks"] == 1
+    l, g = E(lane), WAVE // s["n"]
+    offset = (r // 4) * 4 * g + r % 4
+    row = (l / s["n"]) * 4
+    return (row + offset if offset else row).node, (l % s["n"]).node
+
 
 cuda.register_shuffles(PLATFORM, WAVE, {"idx": "__shfl", "up": "__shfl_up", "down": "__shfl_down",
                                         "xor": "__shfl_xor"}, False)
