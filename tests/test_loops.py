@@ -326,3 +326,43 @@ def test_the_enumeration_proof_rejects_wrong_rewrites():
 def test_unsigned_downward_loops_decline():
     loop = body_of("void f(float* a, unsigned n) { for (unsigned i = n; i > 0; i--) a[i] = 1; }")[0]
     assert "unsigned" in declined(split, loop, 4)
+
+
+# ------------------------------------------------------------------ parallel loops
+def test_parallel_marks_independent_nests_and_keeps_reductions_serial():
+    from xpiler.passes.loops.parallel import mark_parallel_loops, parallelize
+
+    stmts = body_of("""void f(float *a, float *b, float *c, int n) {
+      for (int i = 0; i < n; i++) {
+        for (int j = 0; j < 16; j++) {
+          float s = 0.0f;
+          for (int k = 0; k < 8; k++) s += a[i * 128 + j * 8 + k];
+          c[i * 16 + j] = s;
+        }
+      }
+      float total = 0.0f;
+      for (int i = 0; i < n; i++) total += a[i];
+      for (int i = 1; i < n; i++) b[i] = b[i - 1] + a[i];
+      b[0] = total;
+    }""")
+    marked, notes = mark_parallel_loops(list(stmts))
+    loops = [s for s in marked if isinstance(s, N.For)]
+    assert loops[0].kind == "parallel" and loops[0].body.body[0].kind == "parallel"  # i and j
+    k_loop = find_all(loops[0], N.For)[-1]
+    assert k_loop.var == "k" and k_loop.kind != "parallel"  # not a perfectly nested loop
+    assert loops[1].kind != "parallel" and loops[2].kind != "parallel"
+    assert any("total" in n for n in notes) and any("b[i - 1]" in n for n in notes), notes
+    with pytest.raises(Declined, match=r"loop i carries a dependence: read b\[i - 1\] and write b\[i\] in iterations \(i=\d+\) and \(i=\d+\)"):
+        parallelize(stmts[3])
+    # marking changes no result (the interpreter runs loops in order either way)
+    arrays = rand("a", "b", "c", size=2048)
+    assert_same(stmts, marked, arrays, n=9)
+
+
+def test_parallel_declines_what_it_cannot_name():
+    from xpiler.passes.loops.parallel import parallelize
+
+    (loop,) = body_of("""void f(float *a, int *idx, int n) {
+      for (int i = 0; i < n; i++) a[idx[i]] = 1.0f;
+    }""")
+    assert "carries a dependence" in declined(parallelize, loop)  # scatter: idx may repeat

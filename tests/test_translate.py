@@ -59,3 +59,46 @@ def test_translate_cli_writes_kernel_and_report(bench_dir, tmp_path, capsys):
     assert report["verified"] is True and report["from"] == "mlu" and report["to"] == "cpu"
     assert report["verification"]["engines"] == {"source": "emu", "translated": "native"}
     assert {p["name"] for p in report["passes"]} >= {"lift", "lower-cpu"}
+
+
+HOST = """extern "C" void {name}(const float *a, float *c) {{
+  float *d_a, *d_c;
+  cudaMalloc(&d_a, 256 * sizeof(float));
+  cudaMalloc(&d_c, 256 * sizeof(float));
+  cudaMemcpy(d_a, a, 256 * sizeof(float), cudaMemcpyHostToDevice);
+  {name}_kernel<<<{grid}, 64>>>(d_a, d_c);
+  cudaMemcpy(c, d_c, 256 * sizeof(float), cudaMemcpyDeviceToHost);
+  cudaFree(d_a);
+  cudaFree(d_c);
+}}
+"""
+
+
+def test_cpu_output_runs_parallel_loops_on_threads_only_where_proved(tmp_path):
+    ok = tmp_path / "twice.cu"
+    ok.write_text("__global__ void twice_kernel(const float *a, float *c) {\n"
+                  "  int i = blockIdx.x * 64 + threadIdx.x;\n  c[i] = a[i] * 2.0f;\n}\n"
+                  + HOST.format(name="twice", grid=4))
+    tr = translate_file(str(ok), TranslateOptions(target="cpu", seeds=(0,)))
+    assert tr.verified and "#pragma omp parallel for" in tr.text
+    # every block writes the same 64 elements: threads must not run the blocks at once
+    racy = tmp_path / "same.cu"
+    racy.write_text("__global__ void same_kernel(const float *a, float *c) {\n"
+                    "  c[threadIdx.x] = a[threadIdx.x] * 2.0f;\n}\n" + HOST.format(name="same", grid=4))
+    tr = translate_file(str(racy), TranslateOptions(target="cpu", seeds=(0,), extents={"a": 256, "c": 256}))
+    assert "#pragma omp parallel for" not in tr.text
+    assert any(n.startswith("no OpenMP on loop blockIdx_x: loop blockIdx_x carries a dependence: ")
+               for n in tr.report["notes"]), tr.report["notes"]
+
+
+def test_plain_c_loops_become_parallel_kernels(tmp_path):
+    src = tmp_path / "axpy.cpp"
+    src.write_text('extern "C" void axpy(float *x, float *y, float *acc) {\n'
+                   "  for (int i = 0; i < 1000; i++) {\n    y[i] = 3.0f * x[i] + y[i];\n  }\n"
+                   "  for (int i = 1; i < 1000; i++) {\n    acc[i] = acc[i - 1] + y[i];\n  }\n}\n")
+    tr = translate_file(str(src), TranslateOptions(target="cuda", seeds=(0,)))
+    assert tr.verified
+    grids = [line for line in tr.text.splitlines() if "<<<" in line]
+    assert len(grids) == 2 and "dim3(4ll), dim3(256)" in grids[0], grids  # 1000 iterations on threads
+    assert "<<<dim3(1), dim3(1)>>>" in grids[1]  # the scan stays one sequential thread
+    assert any("serial: loop i carries a dependence: " in n for n in tr.report["notes"]), tr.report["notes"]

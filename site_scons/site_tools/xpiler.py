@@ -323,6 +323,8 @@ def XpilerSysLibs(env, target=None):
         return ["cudart", "pthread"]
     if to == "hip" and not emulated:
         return ["amdhip64", "pthread"]
+    if to == "cpu" and not emulated:
+        return ["gomp", "pthread", "m"]  # cpu objects are built with -fopenmp
     return ["pthread", "m"]
 
 

@@ -59,6 +59,12 @@ def lift_program(program: N.Program, config: dict) -> Canonical:
     block = demote_memory(block)
     block = flatten_blocks(canonical_math(fold_array_sizes(vectors_to_arrays(block))))
     _check_canonical(block, program.dialect)
+    if program.dialect == "cpu":  # plain C marks no parallelism: find the loops that are
+        from ..loops.parallel import mark_parallel_loops
+
+        stmts, why_serial = mark_parallel_loops(list(block.body))
+        block = N.Block(tuple(stmts))
+        notes.extend(why_serial)
     fn = N.Function(entry.name, params, T.VOID, block, "kernel", True)
     devices = tuple(_canonical_device(f, program, namer) for f in program.functions if f.kind == "device")
     globals_ = tuple(g for g in program.globals if not (isinstance(g, N.Pragma) and g.text.startswith("using namespace")))

@@ -58,6 +58,13 @@ _P = CPrinter()
 _LOOPVAR, _OPAQUE, _POINTER = object(), object(), object()
 
 
+def _root(e) -> str | None:
+    """The variable a pointer sum starts from: p in ((p + a) + b)."""
+    while isinstance(e, N.Binary) and e.op == "+":
+        e = e.lhs
+    return e.name if isinstance(e, N.Var) else None
+
+
 class _Collector:
     """Walks statements recording accesses. ``scopes`` map names declared inside the
     region to: _LOOPVAR, an integer value it always holds (substituted into subscripts),
@@ -101,6 +108,11 @@ class _Collector:
             self.expr(e.index, scopes, loops)
             e = e.base
         subs.reverse()
+        # (p + off)[i] is p[off + i] (flat pointer arithmetic, as lifted tile stores are)
+        while (isinstance(e, N.Binary) and e.op == "+" and len(subs) == 1 and isinstance(e.lhs, (N.Var, N.Binary))
+               and self.lookup(scopes, _root(e.lhs)) is None):
+            self.expr(e.rhs, scopes, loops)
+            subs, e = [N.Binary("+", e.rhs, subs[0])], e.lhs
         if isinstance(e, N.Member) and isinstance(e.base, N.Var):
             e, subs = e.base, None
         if not isinstance(e, N.Var):

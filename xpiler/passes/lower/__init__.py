@@ -2,9 +2,13 @@
 
 - cpu: the canonical function itself (plain loops; OpenMP hints on parallel nests).
 - cuda / hip: each phase becomes a kernel; its parallel nest is collapsed and bound to a
-  1-D grid of 1-D blocks with a guard; serial phases run as a single thread.
-- mlu: each phase becomes a `__mlu_global__` kernel whose parallel nest is distributed
-  over the tasks (`taskId`, `taskDim`); serial phases run on task 0.
+  1-D grid of 1-D blocks with a guard; serial phases run as a single thread. A GEMM-like
+  phase becomes a WMMA (cuda) or MFMA (hip) kernel instead (tensorize_gpu.py), one
+  warp/wave per 16x16 output tile; when it declines, the report's notes say why.
+- mlu: each phase becomes a `__mlu_global__` kernel: tensorized (NRAM chunks and
+  `__bang_*` calls, tensorize_mlu.py) when it is elementwise or a reduction, else its
+  parallel nest is distributed over the tasks (`taskId`, `taskDim`) as scalar code and
+  serial phases run on task 0; the report notes each scalar fallback's reason.
 The host entry keeps the source's C signature and is rendered from
 templates/host/<target>.j2.
 """
@@ -18,7 +22,8 @@ from ...ir.consteval import try_fold
 from ...lang import PRINTERS
 from ..lift import Canonical
 from .phases import index_decls, split_phases
-from .tensorize import tensorize_mlu
+from .simd import independent, simd_hints
+from .tensorize_mlu import tensorize_phase
 
 PASS = "lower"
 IDX = "xpiler_idx"
@@ -36,24 +41,64 @@ class Lowered:
 def lower(canon: Canonical, target: str, sizes: dict, params: dict | None = None) -> Lowered:
     params = params or {}
     if target == "cpu":
-        return _lower_cpu(canon)
+        return _lower_cpu(canon, params.get("tensorize", True))
     if target in ("cuda", "hip"):
-        return _lower_gpu(canon, target, sizes, int(params.get("block", 256)))
+        return _lower_gpu(canon, target, sizes, int(params.get("block", 256)), params.get("tensorize", True))
     if target == "mlu":
         return _lower_mlu(canon, sizes, params)
     raise ValueError(f"unknown target {target}")
 
 
-def _lower_cpu(canon: Canonical) -> Lowered:
-    body = []
-    for s in canon.function.body.body:
+def _lower_cpu(canon: Canonical, tensorize: bool = True) -> Lowered:
+    body, notes, intrinsics = [], [], []
+    for i, s in enumerate(canon.function.body.body):
+        vnni = _vnni(canon, i, notes) if tensorize else None
+        if vnni is not None:
+            body.extend(vnni[0])
+            intrinsics.extend(vnni[1])
+            continue
         if isinstance(s, N.For) and s.kind == "parallel":
-            body.append(N.Pragma("#pragma omp parallel for"))
+            # threads really run these iterations at once: the marking (made by lifting)
+            # must survive the dependence test, or the loop stays sequential
+            why = independent(s)
+            if why is None:
+                body.append(N.Pragma("#pragma omp parallel for"))
+            else:
+                notes.append(f"no OpenMP on loop {s.var}: {why}")
         body.append(s)
-    fn = dataclasses.replace(canon.function, body=N.Block(tuple(body)))
+    fn, hints = simd_hints(dataclasses.replace(canon.function, body=N.Block(tuple(body))))
+    if hints:
+        notes.append(f"{hints} innermost loop(s) with independent iterations hinted `#pragma omp simd`")
     prog = dataclasses.replace(canon.program, dialect="cpu",
                                functions=tuple(f for f in canon.program.functions if f.kind == "device") + (fn,))
-    return Lowered(prog, "", [], [], ["OpenMP pragmas take effect when built with -fopenmp"])
+    return Lowered(prog, "", [], sorted(set(intrinsics)), notes)
+
+
+def _vnni(canon, i, notes):
+    """Statement ``i`` of the canonical body as VNNI code when it is an integer GEMM-like
+    parallel nest, else None (the reason goes to ``notes``)."""
+    from ..base import Declined
+    from .phases import _pure_scalar_decl, parallel_nest
+    from .tensorize_cpu import tensorize_cpu_nest
+
+    s = canon.function.body.body[i]
+    nest = parallel_nest(s) if isinstance(s, N.For) and s.kind == "parallel" else None
+    if nest is None:
+        return None
+    prelude = [d for d in canon.function.body.body[:i] if _pure_scalar_decl(d)]
+    try:
+        stmts, used, why = tensorize_cpu_nest(canon, nest[0], nest[1], prelude, _consts(canon))
+    except Declined as e:
+        notes.append(f"loop {s.var}: scalar code ({e.reason})")
+        return None
+    notes.extend(why)
+    return stmts, used
+
+
+def _consts(canon) -> dict:
+    """Integer and float macro values, for the GEMM matcher."""
+    return {d.name: v for d in canon.program.defines if d.value is not None
+            for v in [try_fold(d.value)] if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
 def _kernel_params(canon: Canonical) -> tuple[N.Param, ...]:
@@ -70,12 +115,19 @@ def _device_functions(canon: Canonical):
     return tuple(f for f in canon.program.functions if f.kind == "device")
 
 
-def _lower_gpu(canon: Canonical, target: str, sizes: dict, block: int) -> Lowered:
-    kernels, launches = [], []
+def _lower_gpu(canon: Canonical, target: str, sizes: dict, block: int, tensorize: bool = True) -> Lowered:
+    kernels, launches, intrinsics, notes = [], [], [], []
     kparams = _kernel_params(canon)
     name = canon.function.name
     for i, ph in enumerate(split_phases(canon.function.body)):
         kname = f"{name}_kernel{i}" if i else f"{name}_kernel"
+        if ph.parallel and tensorize:
+            done = _tensorize(canon, ph, target, kname, kparams, notes)
+            if done is not None:
+                kernels.append(done[0])
+                launches.append(done[1])
+                intrinsics.extend(done[2])
+                continue
         if ph.parallel:
             idx = N.Var(IDX, T.I64)
             flat = N.Binary("+", N.Binary("*", N.Cast(T.I64, N.Special("blockIdx.x"), "c"), N.Special("blockDim.x")),
@@ -83,9 +135,10 @@ def _lower_gpu(canon: Canonical, target: str, sizes: dict, block: int) -> Lowere
             total = ph.total()
             body = ph.prelude + [N.Decl(IDX, T.I64, flat),
                                  N.If(N.Binary("<", idx, total), N.Block(tuple(index_decls(ph.loops, idx)) + ph.body.body))]
-            tv = try_fold(total)
+            host_total = _on_host(total, ph.prelude)
+            tv = try_fold(host_total)
             grid = N.Const(-(-tv // block), T.I64) if isinstance(tv, int) else \
-                N.Binary("/", N.Binary("+", total, N.Const(block - 1, T.I64)), N.Const(block, T.I64))
+                N.Binary("/", N.Binary("+", host_total, N.Const(block - 1, T.I64)), N.Const(block, T.I64))
             launches.append((kname, grid, N.Const(block, T.I32)))
         else:
             body = ph.prelude + list(ph.body.body)
@@ -94,17 +147,56 @@ def _lower_gpu(canon: Canonical, target: str, sizes: dict, block: int) -> Lowere
                                   launch_bounds=(N.Const(block, T.I32),) if ph.parallel else ()))
     prog = dataclasses.replace(canon.program, dialect=target, functions=_device_functions(canon) + tuple(kernels))
     host = render_host(target, canon, sizes, launches)
-    return Lowered(prog, host, launches, [], [])
+    return Lowered(prog, host, launches, sorted(set(intrinsics)), notes)
+
+
+def _tensorize(canon, ph, target, kname, kparams, notes):
+    """The phase as a WMMA/MFMA kernel, or None (the reason goes to ``notes``)."""
+    from ..base import Declined
+    from .tensorize_gpu import tensorize_gpu_phase
+
+    try:
+        fn, launch, used, why = tensorize_gpu_phase(canon, ph, target, kname, kparams, _consts(canon))
+    except Declined as e:
+        notes.append(f"{kname}: scalar code ({e.reason})")
+        return None
+    notes.append(f"{kname}: " + "; ".join(why))
+    return fn, launch, used
+
+
+def _on_host(e: N.Expr, prelude: list) -> N.Expr:
+    """``e`` (a launch size) with the phase's replicated scalar declarations substituted:
+    they live in the kernel, and the host computes the grid without them."""
+    from ..base import substitute
+
+    for d in reversed(prelude):  # later declarations may use earlier ones
+        e = substitute(e, {d.name: N.Cast(d.dtype, d.init, "c")})
+    return e
 
 
 def _lower_mlu(canon: Canonical, sizes: dict, params: dict) -> Lowered:
+    from ...platforms.config import load_platform_config
+    from ..base import names_in
+
     kernels, launches = [], []
     kparams = _kernel_params(canon)
     name = canon.function.name
     intrinsics, notes = [], []
+    devices = {f.name: f for f in _device_functions(canon)}
+    ptypes = {p.name: p.dtype for p in kparams}
+    limits = load_platform_config("mlu")["limits"]
     for i, ph in enumerate(split_phases(canon.function.body)):
         kname = f"{name}_kernel{i}" if i else f"{name}_kernel"
-        if ph.parallel:
+        tz = None
+        if params.get("tensorize", True):
+            taken = names_in(N.Block(tuple(ph.prelude) + ph.body.body)) | set(ptypes) | set(devices)
+            taken |= {l.var for l in ph.loops}
+            tz = tensorize_phase(ph, ptypes, devices, limits, taken, params.get("chunk"))
+        if tz is not None and tz.stmts is not None:
+            body = ph.prelude + list(tz.stmts)
+            intrinsics.extend(tz.intrinsics)
+            notes.append(f"{kname}: {tz.reason}")
+        elif ph.parallel:
             idx = N.Var(IDX, T.I64)
             body_stmts = tuple(index_decls(ph.loops, idx)) + ph.body.body
             loop = N.For(IDX, T.I64, N.Cast(T.I64, N.Special("taskId"), "c"), "<", ph.total(),
@@ -112,11 +204,9 @@ def _lower_mlu(canon: Canonical, sizes: dict, params: dict) -> Lowered:
             body = ph.prelude + [loop]
         else:
             body = ph.prelude + [N.If(N.Binary("==", N.Special("taskId"), N.Const(0, T.I32)), ph.body)]
-        fn = N.Function(kname, kparams, T.VOID, N.Block(tuple(body)), "kernel", False)
-        if params.get("tensorize", True):
-            fn, used = tensorize_mlu(fn)
-            intrinsics.extend(used)
-        kernels.append(fn)
+        if tz is not None and tz.stmts is None:
+            notes.append(f"{kname}: scalar fallback: {tz.reason}")
+        kernels.append(N.Function(kname, kparams, T.VOID, N.Block(tuple(body)), "kernel", False))
         launches.append((kname, None, None))
     prog = dataclasses.replace(canon.program, dialect="mlu", functions=_device_functions(canon) + tuple(kernels))
     host = render_host("mlu", canon, sizes, launches, task_dim=int(params.get("task_dim", 16)))
