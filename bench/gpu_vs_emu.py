@@ -25,7 +25,11 @@ classified with evidence instead of counted as ``differ``:
   order-dependent (``source-race``, with the count), and the GPU agrees when it equals one
   order or differs only on order-dependent elements;
 - a kernel that does not compile, that AddressSanitizer or an emulator diagnostic
-  convicts, or whose every output element changes with the poison (``source-defect``).
+  convicts, or whose every output element changes with the poison (``source-defect``);
+  a kernel whose defined elements differ is run under AddressSanitizer on the emulator
+  too: out-of-bounds reads (of an allocation's slack on the GPU, of heap neighbours on
+  the emulator) are invisible to both poisonings, and a conviction makes it a
+  ``source-defect`` (the reason keeps the difference's counts).
 """
 from __future__ import annotations
 
@@ -98,6 +102,20 @@ def failure(engine: str, e: EngineError, k, ins: dict, path: Path, timeout: floa
     return ("engine-gap" if engine == "emu" and st == "engine-gap" else "failed"), f"{engine} run: {why}"[:400]
 
 
+def asan_conviction(k, ins: dict, path: Path, timeout: float) -> str | None:
+    """The emulator under AddressSanitizer: its report when it convicts the source (an
+    out-of-bounds access in the kernel's code), else None (a clean run, or a report inside
+    the emulator: then a difference stays a difference)."""
+    try:
+        k.run(ins, "emu", asan=True, timeout=timeout * 3)
+    except EngineError as e:
+        if e.stage != "build":
+            st, why = classify_run_error(e, str(path))
+            if st == "source-defect" and why.startswith("ASan:"):
+                return why
+    return None
+
+
 def classify(k, gpu_runs, emu_runs, emu_rev) -> dict:
     """Status and evidence from the GPU's two runs, the emulator's two runs and its reverse run."""
     (g, g_undef, g_unw), (e, e_undef, e_unw) = gpu_runs, emu_runs
@@ -108,6 +126,14 @@ def classify(k, gpu_runs, emu_runs, emu_rev) -> dict:
         gv, ev, rv = (x[name].reshape(-1) for x in (g, e, emu_rev))
         excluded = g_undef[name] | e_undef[name]
         order_dep = ~excluded & ~close_elements(ev, rv)
+        if order_dep.any():
+            # A proven race on this buffer (writes whose order changes values beyond rounding):
+            # racing writers whose values happen to lie within tolerance make forward and
+            # reverse look alike, yet a third schedule (the GPU's) can keep a third writer, so
+            # every element whose bits differ between the two orders is order-dependent.
+            # Without such proof a rounding-only difference (e.g. atomicAdd order) is no race:
+            # the GPU must then stay within tolerance there.
+            order_dep = ~excluded & ~identical_elements(ev, rv)
         n_exc, n_ord = int(excluded.sum()), int(order_dep.sum())
         if n_exc:
             out["excluded"][name] = n_exc
@@ -199,6 +225,13 @@ def check(path: Path, cases, max_bytes: int, timeout: float, emu_only: bool) -> 
                 row.update(status=st, reason=why)
                 return row
         row.update(classify(k, gpu, emu, emu_rev))
+        if row["status"] == "differ":
+            convicted = asan_conviction(k, ins, path, timeout)
+            if convicted:  # e.g. out-of-bounds reads: the GPU reads its allocation's slack, the
+                # emulator its heap neighbours; neither poisoning reaches them, so the elements
+                # computed from them are garbage that differs between the engines
+                row.update(status="source-defect", reason=f"{convicted}; the engines differ on elements the "
+                           f"poisonings left defined: {row['reason']}"[:600])
     except Exception as e:  # noqa: BLE001 - one kernel's failure must not stop the sweep
         row.update(status="error", reason=f"{type(e).__name__}: {e}"[:400])
     finally:

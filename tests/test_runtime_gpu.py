@@ -1112,3 +1112,77 @@ def test_gpu_vs_emu_classification(gpu, status):
     rev = {"out": np.asarray([5 if status == "source-race" else 1, 2, 3, 4], np.float32)}
     row = gve.classify(_FakeKernel(), _runs(gpu, undefined), emu, rev)
     assert row["status"] == status, row
+
+
+@pytest.mark.parametrize("proven_race,status", [(True, "source-race"), (False, "differ")])
+def test_gpu_vs_emu_race_with_coincident_writers(proven_race, status):
+    """Scatter with duplicate targets: element 1's forward and reverse writers happen to lie
+    within tolerance (1.0 vs 1.0000001), the GPU kept a third writer (9). On a buffer with a
+    proven race (element 0) that element is order-dependent too; without one, a rounding-only
+    forward/reverse difference does not excuse a GPU value far from both."""
+    gve = _gpu_vs_emu()
+    emu = _runs([1, 1.0, 3, 4])
+    rev = {"out": np.asarray([5 if proven_race else 1, 1.0000001, 3, 4], np.float32)}
+    gpu = _runs([5 if proven_race else 1, 9, 3, 4])
+    row = gve.classify(_FakeKernel(), gpu, emu, rev)
+    assert row["status"] == status, row
+    if proven_race:
+        assert row["order_dependent"] == {"out": 2}
+
+
+OOB_READ = r"""
+__global__ void k(const float *x, const float *m, float *y) {
+  int i = blockIdx.x * blockDim.x + threadIdx.x;
+  y[i] = x[i] - m[i % 8];  // m has 4 elements: reads past its end
+}
+extern "C" void k_kernel(const float *x, const float *m, float *y) {
+  float *dx, *dm, *dy;
+  cudaMalloc(&dx, 64 * sizeof(float)); cudaMalloc(&dm, 4 * sizeof(float));
+  cudaMalloc(&dy, 64 * sizeof(float));
+  cudaMemcpy(dx, x, 64 * sizeof(float), cudaMemcpyHostToDevice);
+  cudaMemcpy(dm, m, 4 * sizeof(float), cudaMemcpyHostToDevice);
+  k<<<2, 32>>>(dx, dm, dy);
+  cudaMemcpy(y, dy, 64 * sizeof(float), cudaMemcpyDeviceToHost);
+}
+"""
+
+
+@pytest.mark.parametrize("oob", [True, False])
+def test_gpu_vs_emu_asan_convicts_out_of_bounds_reads(tmp_path, oob):
+    """Defined elements that differ between the engines: an out-of-bounds read (the GPU reads
+    its allocation's unpoisoned slack, the emulator its heap neighbours) is convicted by
+    AddressSanitizer on the emulator; a clean kernel is not."""
+    from xpiler.verify.kernel import prepare
+
+    gve = _gpu_vs_emu()
+    p = tmp_path / "k_64.cu"
+    p.write_text(OOB_READ if oob else OOB_READ.replace("m[i % 8]", "m[i % 4]"))
+    k = prepare(str(p))
+    why = gve.asan_conviction(k, k.inputs(0), p, 120)
+    if oob:
+        assert why and why.startswith("ASan:") and "heap-buffer-overflow" in why and "k_64.cu:4" in why, why
+    else:
+        assert why is None
+
+
+def test_gpu_vs_emu_differ_becomes_source_defect_only_with_asan_evidence(tmp_path, monkeypatch):
+    """check(): a 'differ' row is rerun under ASan; the out-of-bounds kernel becomes a
+    source-defect that keeps the difference in its reason, the clean one stays 'differ'."""
+    import shutil
+    from types import SimpleNamespace
+
+    if shutil.which("nvcc") is None:
+        pytest.skip("nvcc is not installed")
+    gve = _gpu_vs_emu()
+    # stands in for a GPU that disagrees (emu-only here: the GPU side is the emulator)
+    monkeypatch.setattr(gve, "classify", lambda *a: {"status": "differ", "reason": "out: MISMATCH (3/64)"})
+    case = SimpleNamespace(scalars={}, extents=None, make_inputs=lambda seed: {})
+    cases = SimpleNamespace(case_for=lambda path, dialect: case)
+    rows = {}
+    for oob in (True, False):
+        p = tmp_path / f"k{int(oob)}_64.cu"
+        p.write_text(OOB_READ if oob else OOB_READ.replace("m[i % 8]", "m[i % 4]"))
+        rows[oob] = gve.check(p, cases, 10**9, 120, emu_only=True)
+    assert rows[True]["status"] == "source-defect", rows[True]
+    assert "heap-buffer-overflow" in rows[True]["reason"] and "MISMATCH (3/64)" in rows[True]["reason"]
+    assert rows[False]["status"] == "differ", rows[False]

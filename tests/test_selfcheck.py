@@ -161,3 +161,44 @@ def test_run_time_limit_is_cpu_time(tmp_path):
     assert "timed out after 1s of CPU time" in str(e.value)
     st, why = classify_run_error(e.value)
     assert st == "engine-gap" and "too slow" in why
+
+
+def test_cpp_mha_explain_reproduces_truncated_attention_weights(plugin):
+    """The 16-head CPP mha kernels cast d2 * softmax weight to int8 (truncation) before the
+    V product: that output is explained, the intended one is not."""
+    d0, d1, d2, d3 = 1, 8, 16, 64
+    spec = plugin._b_mha([d0, d1, d2, d3], "cpu")
+    ins = spec["inputs"](np.random.default_rng(0))
+    q, k, v = (ins[x].astype(np.float64).reshape(d0 * d1, d2, d3) for x in ("q", "k", "v"))
+    s = q @ np.swapaxes(k, 1, 2) / np.sqrt(d3)
+    p = np.exp(s - s.max(-1, keepdims=True))
+    p /= p.sum(-1, keepdims=True)
+    quantized = (np.trunc(d2 * p) @ v / d2).reshape(-1).astype(np.float32)
+    why = spec["explain"](ins, {"out": quantized})
+    assert why and "trunc(16 * p)" in why, why
+    exact = spec["expected"](ins)["out"].astype(np.float32)
+    assert not np.allclose(exact, quantized, atol=1e-3)  # the inputs exercise the defect
+    assert spec["explain"](ins, {"out": exact}) is None
+    assert plugin._b_mha([d0, d1, d2, d3], "hip")["explain"] is None  # only CPP quantizes
+
+
+def test_deformable_explain_knows_batchless_value_indexing(plugin):
+    """Multi-batch MLU deformable kernels index value without the batch (every batch samples
+    batch 0) on top of the stale 4th corner: reproduced and named; the intended output and
+    a kernel that only has the stale corner are told apart."""
+    n, m, d, lq, nl, npnt = 2, 2, 4, 9, 2, 2  # 18 rows: no task boundary is excluded
+    spec = plugin._b_deformable([n, m, d, lq, nl, npnt], "mlu")
+    ins = spec["inputs"](np.random.default_rng(0))
+    loc = ins["loc"].reshape(n, lq, m, nl, npnt, 2)
+    loc[:, 1::2, :, :, 0, :] = 0.999  # out-of-range 4th corners (y1, x1) on every other row
+    shapes = plugin.DEFORM_SHAPES[:nl]
+    v = ins["value"].reshape(n, -1, m, d)
+    attn = ins["attn"].reshape(n, lq, m, nl, npnt)
+    batchless = plugin._deformable_stale_corner(np.broadcast_to(v[:1], v.shape), shapes, loc, attn)
+    why = spec["explain"](ins, {"out": batchless.reshape(-1).astype(np.float32)})
+    assert why and "batch 0" in why, why
+    stale = plugin._deformable_stale_corner(v, shapes, loc, attn)
+    why = spec["explain"](ins, {"out": stale.reshape(-1).astype(np.float32)})
+    assert why and "4th bilinear corner" in why and "batch 0" not in why, why
+    exact = plugin._deformable(v, shapes, loc, attn).reshape(-1).astype(np.float32)
+    assert spec["explain"](ins, {"out": exact}) is None
