@@ -227,3 +227,22 @@ def test_float_gemm_to_cpu_keeps_scalar_code(tmp_path):
     tr = _translate(tmp_path, naive(), "cpu", verify=False)
     assert tr.report["intrinsics"] == []
     assert any("VNNI takes integer operands" in n for n in tr.report["notes"]), tr.report["notes"]
+
+
+def test_matcher_declines_a_disjunction_instead_of_recursing():
+    src = """extern "C" void pick(const float *p, const int *idx, float *out) {
+  for (int i = 0; i < 8; ++i) {
+    int k = idx[i];
+    if (k < 0 || k >= 100) {
+      for (int j = 0; j < 64; ++j) out[i * 64 + j] = 0.0f;
+    } else {
+      for (int j = 0; j < 64; ++j) out[i * 64 + j] = p[k * 64 + j];
+    }
+  }
+}
+"""
+    program = parse_source(src, "cpu", "pick.cpp")
+    canon = lift_program(program, load_platform_config("cpu"))
+    (ph,) = [p for p in split_phases(canon.function.body) if p.parallel]
+    with pytest.raises(Declined):
+        match_gemm(summarize(ph.loops, ph.body, ph.prelude, canon.function.params, {}))

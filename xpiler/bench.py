@@ -13,6 +13,7 @@ import importlib.util
 import json
 import statistics
 import time
+import traceback
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -62,6 +63,8 @@ def _defects_from_selfcheck(path: str | None) -> dict:
     if not path:
         return {}
     rows = json.loads(Path(path).read_text())
+    if isinstance(rows, dict):  # older selfcheck files: {"results": [...], ...}
+        rows = rows.get("results", [])
     return {Path(r["file"]).name: r.get("reason", "") for r in rows if r.get("status") == "source-defect"}
 
 
@@ -107,6 +110,10 @@ def run_one(path: Path, src: str, dst: str, cases, defects: dict, seeds, compile
                         e.report.get("intrinsics", []), None, e.report.get("route", ""))
     except XpilerError as e:
         return BenchRow(name, src, dst, "failed", str(e), time.perf_counter() - t0)
+    except Exception as e:  # noqa: BLE001 - an xpiler bug fails this kernel, not the whole run
+        where = traceback.extract_tb(e.__traceback__)[-1]
+        return BenchRow(name, src, dst, "failed", f"internal error: {type(e).__name__}: {e} "
+                        f"({Path(where.filename).name}:{where.lineno})", time.perf_counter() - t0)
     seconds = time.perf_counter() - t0
     if out_dir:
         tr.write(Path(out_dir) / f"{src}-{dst}")

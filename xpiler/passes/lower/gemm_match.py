@@ -476,6 +476,13 @@ class _Summarizer:
                 return False
             parts = tuple(x for x in (a, b) if x is not True)
             return True if not parts else tuple(c for p in parts for c in p)
+        if isinstance(e, N.Binary) and e.op == "||":
+            a, b = self.cond(e.lhs), self.cond(e.rhs)
+            if a is True or b is True:
+                return True
+            if a is False and b is False:
+                return False
+            _decline(f"condition {_show(e)} is a disjunction")
         if isinstance(e, N.Binary) and e.op in ("<", "<=", ">", ">=", "==", "!="):
             a, b = self.lin(e.lhs), self.lin(e.rhs)
             op, d = {"<": ("<", a - b), "<=": ("<=", a - b), ">": ("<", b - a), ">=": ("<=", b - a),
