@@ -115,3 +115,61 @@ def test_compare_cli_catches_a_wrong_kernel(tmp_path, capsys):
     assert main(["compare", str(a), str(a), "--seeds", "1"]) == 0
     assert main(["compare", str(a), str(b), "--seeds", "1"]) == 1
     assert "first at index 57" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- undefined by the source
+RACE = """__global__ void last_kernel(const float *a, float *out) {
+  out[threadIdx.x] = a[blockIdx.x * 32 + threadIdx.x];  // every block writes the same 32
+}
+extern "C" void last(const float *a, float *out) {
+  float *d_a, *d_out;
+  cudaMalloc(&d_a, 64 * sizeof(float));
+  cudaMalloc(&d_out, 32 * sizeof(float));
+  cudaMemcpy(d_a, a, 64 * sizeof(float), cudaMemcpyHostToDevice);
+  last_kernel<<<2, 32>>>(d_a, d_out);
+  cudaMemcpy(out, d_out, 32 * sizeof(float), cudaMemcpyDeviceToHost);
+  cudaFree(d_a);
+  cudaFree(d_out);
+}
+"""
+
+
+def _verify(src_text, src_dialect, out_text, out_dialect, tmp_path, name="k.cu"):
+    from types import SimpleNamespace
+
+    from xpiler.verify.differential import verify_translation
+
+    path = tmp_path / name
+    path.write_text(src_text)
+    opts = SimpleNamespace(scalars={}, extents={}, seeds=(0,), engine=None, timeout=120)
+    return verify_translation(str(path), src_text, src_dialect, out_text, out_dialect, opts)
+
+
+@pytest.mark.parametrize("block,ok", [(0, True), (1, True), (None, False)])
+def test_a_racing_source_accepts_either_orders_result_and_nothing_else(tmp_path, block, ok):
+    value = "0.0f" if block is None else f"a[{block} * 32 + i]"
+    out = ('extern "C" void last(const float *a, float *out) {\n'
+           f"  for (int i = 0; i < 32; i++) out[i] = {value};\n}}\n")
+    r = _verify(RACE, "cuda", out, "cpu", tmp_path)
+    assert (r["status"] == "verified") == ok, r
+    if ok and block == 0:  # the reverse order's result (forward order ends with block 1)
+        assert r["order_dependent_elements"] == {"seed 0": {"out": 32}}
+    if not ok:
+        assert "the source races on 32 elements of out" in r["reason"], r["reason"]
+
+
+def test_a_difference_in_a_source_asan_convicts_is_the_sources(tmp_path):
+    src = ('extern "C" void tail(const float *a, float *out) {\n'
+           "  for (int i = 0; i < 16; i++) out[i] = a[i] + a[i + 1];  // reads a[16]\n}\n")
+    out = ('extern "C" void tail(const float *a, float *out) {\n'
+           "  for (int i = 0; i < 16; i++) out[i] = a[i] + (i < 15 ? a[i + 1] : 12345.0f);\n}\n")
+    from types import SimpleNamespace
+
+    from xpiler.verify.differential import verify_translation
+
+    path = tmp_path / "tail.cpp"
+    path.write_text(src)
+    opts = SimpleNamespace(scalars={}, extents={"a": 16, "out": 16}, seeds=(0,), engine=None, timeout=120)
+    r = verify_translation(str(path), src, "cpu", out, "cpu", opts)
+    assert r["status"] == "failed" and r["side"] == "source", r
+    assert "the source itself fails under AddressSanitizer" in r["reason"] and "tail.cpp:2" in r["reason"], r
