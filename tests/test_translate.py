@@ -102,3 +102,40 @@ def test_plain_c_loops_become_parallel_kernels(tmp_path):
     assert len(grids) == 2 and "dim3(4ll), dim3(256)" in grids[0], grids  # 1000 iterations on threads
     assert "<<<dim3(1), dim3(1)>>>" in grids[1]  # the scan stays one sequential thread
     assert any("serial: loop i carries a dependence: " in n for n in tr.report["notes"]), tr.report["notes"]
+
+
+def test_same_vector_name_in_sibling_scopes_keeps_each_width(tmp_path):
+    """`__m512i acc` in one loop and `__m128i acc` in the next: each becomes an array of its
+    own width (taking the last declaration's width for both wrote 64 bytes into 16)."""
+    from xpiler.ir import nodes as N
+    from xpiler.ir.visitor import walk
+    from xpiler.lang import parse_source
+    from xpiler.passes.lift import lift_program
+    from xpiler.platforms.config import load_platform_config
+
+    src = tmp_path / "two.cpp"
+    src.write_text(
+        'extern "C" void two(float *x, float *y, float *out) {\n'
+        "  int8_t a64[64]; int8_t b64[64]; int32_t d16[16]; int8_t a16[16]; int8_t b16[16]; int32_t d4[4];\n"
+        "  for (int r = 0; r < 2; r++) {\n"
+        "    for (int i = 0; i < 64; i++) { a64[i] = (int8_t)x[r * 64 + i]; b64[i] = (int8_t)y[r * 64 + i]; }\n"
+        "    __m512i acc = _mm512_setzero_si512();\n"
+        "    __m512i va = _mm512_loadu_si512(a64);\n    __m512i vb = _mm512_loadu_si512(b64);\n"
+        "    acc = _mm512_dpbusd_epi32(acc, va, vb);\n"
+        "    _mm512_storeu_si512(d16, acc);\n"
+        "    int s = 0;\n    for (int k = 0; k < 16; k++) s += d16[k];\n"
+        "    out[r] = (float)s;\n  }\n"
+        "  for (int r = 0; r < 2; r++) {\n"
+        "    for (int i = 0; i < 16; i++) { a16[i] = (int8_t)x[r * 16 + i]; b16[i] = (int8_t)y[r * 16 + i]; }\n"
+        "    __m128i acc = _mm_setzero_si128();\n"
+        "    __m128i va = _mm_loadu_si128((const __m128i *)a16);\n"
+        "    __m128i vb = _mm_loadu_si128((const __m128i *)b16);\n"
+        "    acc = _mm_dpbusds_epi32(acc, va, vb);\n"
+        "    _mm_storeu_si128((__m128i *)d4, acc);\n"
+        "    int s = 0;\n    for (int k = 0; k < 4; k++) s += d4[k];\n"
+        "    out[2 + r] = (float)s;\n  }\n}\n")
+    canon = lift_program(parse_source(src.read_text(), "cpu", str(src)), load_platform_config("cpu"))
+    widths = [d.dtype.shape[0].value for d in walk(canon.function) if isinstance(d, N.Decl) and d.name == "acc"]
+    assert widths == [8, 2]
+    tr = translate_file(str(src), TranslateOptions(target="cuda", seeds=(0,), extents={"x": 128, "y": 128, "out": 4}))
+    assert tr.verified, tr.report["verification"]

@@ -86,26 +86,44 @@ def demote_memory(block: N.Block) -> N.Block:
 
 def vectors_to_arrays(block: N.Block) -> N.Block:
     """`float4 v = {0}` -> `float v[4] = {0}`; `__m512i a` -> `int64_t a[8]`."""
+    # One name can be declared in sibling scopes with different vector types (an __m512i acc
+    # in one loop, an __m128i acc in the next): each Decl and each Var converts its own type;
+    # the name alone decides only for an untyped Var, and only when it is unambiguous.
+    def as_array(t):
+        if isinstance(t, T.VectorType):
+            return T.ArrayType(t.elem, (N.Const(t.lanes, T.I32),))
+        if isinstance(t, T.ArrayType) and isinstance(t.elem, T.VectorType):
+            v = t.elem
+            return T.ArrayType(v.elem, t.shape + (N.Const(v.lanes, T.I32),))
+        return None
+
     vectors = {}
     for n in walk(block):
-        if isinstance(n, N.Decl) and isinstance(n.dtype, T.VectorType):
-            vectors[n.name] = T.ArrayType(n.dtype.elem, (N.Const(n.dtype.lanes, T.I32),))
-        elif isinstance(n, N.Decl) and isinstance(n.dtype, T.ArrayType) and isinstance(n.dtype.elem, T.VectorType):
-            v = n.dtype.elem
-            vectors[n.name] = T.ArrayType(v.elem, n.dtype.shape + (N.Const(v.lanes, T.I32),))
+        if isinstance(n, N.Decl) and as_array(n.dtype) is not None:
+            vectors.setdefault(n.name, []).append(as_array(n.dtype))
     if not vectors and not any(isinstance(n, (N.TypeAlias, T.VectorType)) for n in walk(block)):
         return block
 
+    def array_of(name, dtype, span):
+        if dtype is not None:
+            return as_array(dtype)
+        kinds = vectors.get(name, [])
+        if kinds and any(k != kinds[0] for k in kinds):
+            raise Declined(PASS, f"vector {name} is declared with different types and used untyped", span)
+        return kinds[0] if kinds else None
+
     class V(Transformer):
         def visit_Var(self, v):
-            return N.Var(v.name, vectors[v.name], span=v.span) if v.name in vectors else v
+            t = array_of(v.name, v.dtype, v.span) if v.name in vectors else None
+            return N.Var(v.name, t, span=v.span) if t is not None else v
 
         def visit_Decl(self, d):
-            if d.name not in vectors:
+            t = as_array(d.dtype)
+            if t is None:
                 return d
             if d.init is not None and not isinstance(d.init, N.InitList):
                 raise Declined(PASS, f"vector {d.name} initialized from an expression", d.span)
-            return dataclasses.replace(d, dtype=vectors[d.name])
+            return dataclasses.replace(d, dtype=t)
 
         def visit_Block(self, b):
             body = tuple(s for s in b.body if not (isinstance(s, N.TypeAlias) and isinstance(s.dtype, T.VectorType)))
@@ -125,13 +143,15 @@ def vectors_to_arrays(block: N.Block) -> N.Block:
 
         def visit_Assign(self, s):
             if isinstance(s.target, N.Var) and s.target.name in vectors:
+                shape = s.target.dtype.shape if isinstance(s.target.dtype, T.ArrayType) \
+                    else vectors[s.target.name][0].shape
                 if isinstance(s.value, N.InitList) and s.op == "=":  # v = {0}: the rest are zero
-                    n = try_fold(vectors[s.target.name].shape[-1])
+                    n = try_fold(shape[-1])
                     vals = list(s.value.values) + [N.Const(0, T.I32)] * (n - len(s.value.values))
                     return N.Block(tuple(N.Assign(N.Load(s.target, N.Const(i, T.I32)), v, span=s.span)
                                          for i, v in enumerate(vals[:n])))
                 if isinstance(s.value, N.Var) and s.value.name in vectors and s.op == "=":
-                    n = vectors[s.target.name].shape[-1]
+                    n = shape[-1]
                     i = N.Var("xpiler_l", T.I32)
                     return N.For("xpiler_l", T.I32, N.Const(0, T.I32), "<", n, N.Const(1, T.I32),
                                  N.Block((N.Assign(N.Load(s.target, i), N.Load(s.value, i)),)))
