@@ -43,7 +43,8 @@ def lower(canon: Canonical, target: str, sizes: dict, params: dict | None = None
     if target == "cpu":
         return _lower_cpu(canon, params.get("tensorize", True))
     if target in ("cuda", "hip"):
-        return _lower_gpu(canon, target, sizes, int(params.get("block", 256)), params.get("tensorize", True))
+        return _lower_gpu(canon, target, sizes, int(params.get("block", 256)), params.get("tensorize", True),
+                          params.get("promote", True))
     if target == "mlu":
         return _lower_mlu(canon, sizes, params)
     raise ValueError(f"unknown target {target}")
@@ -115,7 +116,8 @@ def _device_functions(canon: Canonical):
     return tuple(f for f in canon.program.functions if f.kind == "device")
 
 
-def _lower_gpu(canon: Canonical, target: str, sizes: dict, block: int, tensorize: bool = True) -> Lowered:
+def _lower_gpu(canon: Canonical, target: str, sizes: dict, block: int, tensorize: bool = True,
+               promote: bool = True) -> Lowered:
     kernels, launches, intrinsics, notes = [], [], [], []
     kparams = _kernel_params(canon)
     name = canon.function.name
@@ -133,8 +135,10 @@ def _lower_gpu(canon: Canonical, target: str, sizes: dict, block: int, tensorize
             flat = N.Binary("+", N.Binary("*", N.Cast(T.I64, N.Special("blockIdx.x"), "c"), N.Special("blockDim.x")),
                             N.Special("threadIdx.x"))
             total = ph.total()
-            body = ph.prelude + [N.Decl(IDX, T.I64, flat),
-                                 N.If(N.Binary("<", idx, total), N.Block(tuple(index_decls(ph.loops, idx)) + ph.body.body))]
+            pro = _promote(ph, target, kparams, kname, notes, promote)
+            body = ph.prelude + pro.stage + [N.Decl(IDX, T.I64, flat),
+                                             N.If(N.Binary("<", idx, total),
+                                                  N.Block(tuple(index_decls(ph.loops, idx)) + pro.body.body))]
             host_total = _on_host(total, ph.prelude)
             tv = try_fold(host_total)
             grid = N.Const(-(-tv // block), T.I64) if isinstance(tv, int) else \
@@ -162,6 +166,19 @@ def _tensorize(canon, ph, target, kname, kparams, notes):
         return None
     notes.append(f"{kname}: " + "; ".join(why))
     return fn, launch, used
+
+
+def _promote(ph, target, kparams, kname, notes, enabled: bool = True):
+    """The phase with its broadcast reads staged in ``__shared__`` (promote.py); the
+    notes say what was promoted and why a candidate was not."""
+    from .promote import Promotion, promote_phase
+
+    if not enabled:
+        return Promotion([], ph.body, [])
+
+    pro = promote_phase(ph, {p.name: p.dtype for p in kparams}, target, {p.name for p in kparams} | {IDX})
+    notes.extend(f"{kname}: {n}" for n in pro.notes)
+    return pro
 
 
 def _on_host(e: N.Expr, prelude: list) -> N.Expr:
