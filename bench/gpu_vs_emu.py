@@ -48,7 +48,7 @@ sys.path.insert(0, str(ROOT))
 from xpiler.bench import load_cases  # noqa: E402
 from xpiler.verify.compare import close_elements, compare_arrays, identical_elements  # noqa: E402
 from xpiler.verify.differential import (SECOND_DEVICE_POISON, SECOND_HOST_POISON,  # noqa: E402
-                                        rerun_with_other_poison)
+                                        asan_conviction, rerun_with_other_poison)
 from xpiler.verify.engines import EngineError, build  # noqa: E402
 from xpiler.verify.inputs import POISON_BYTE  # noqa: E402
 from xpiler.verify.kernel import prepare  # noqa: E402
@@ -100,20 +100,6 @@ def failure(engine: str, e: EngineError, k, ins: dict, path: Path, timeout: floa
             if st2 == "source-defect":
                 return st2, f"{engine} run failed ({str(e)[:160]}); {why2}"
     return ("engine-gap" if engine == "emu" and st == "engine-gap" else "failed"), f"{engine} run: {why}"[:400]
-
-
-def asan_conviction(k, ins: dict, path: Path, timeout: float) -> str | None:
-    """The emulator under AddressSanitizer: its report when it convicts the source (an
-    out-of-bounds access in the kernel's code), else None (a clean run, or a report inside
-    the emulator: then a difference stays a difference)."""
-    try:
-        k.run(ins, "emu", asan=True, timeout=timeout * 3)
-    except EngineError as e:
-        if e.stage != "build":
-            st, why = classify_run_error(e, str(path))
-            if st == "source-defect" and why.startswith("ASan:"):
-                return why
-    return None
 
 
 def classify(k, gpu_runs, emu_runs, emu_rev) -> dict:
@@ -226,7 +212,7 @@ def check(path: Path, cases, max_bytes: int, timeout: float, emu_only: bool) -> 
                 return row
         row.update(classify(k, gpu, emu, emu_rev))
         if row["status"] == "differ":
-            convicted = asan_conviction(k, ins, path, timeout)
+            convicted = asan_conviction(k, ins, timeout, "emu")
             if convicted:  # e.g. out-of-bounds reads: the GPU reads its allocation's slack, the
                 # emulator its heap neighbours; neither poisoning reaches them, so the elements
                 # computed from them are garbage that differs between the engines

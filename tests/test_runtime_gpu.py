@@ -1158,7 +1158,7 @@ def test_gpu_vs_emu_asan_convicts_out_of_bounds_reads(tmp_path, oob):
     p = tmp_path / "k_64.cu"
     p.write_text(OOB_READ if oob else OOB_READ.replace("m[i % 8]", "m[i % 4]"))
     k = prepare(str(p))
-    why = gve.asan_conviction(k, k.inputs(0), p, 120)
+    why = gve.asan_conviction(k, k.inputs(0), 120, "emu")
     if oob:
         assert why and why.startswith("ASan:") and "heap-buffer-overflow" in why and "k_64.cu:4" in why, why
     else:

@@ -6,7 +6,7 @@ import subprocess
 from xpiler import paths
 from xpiler.ir import nodes as N
 from xpiler.ir import types as T
-from xpiler.passes.lower.tensorize import pointwise_patterns
+from xpiler.passes.lower.cover import pointwise_patterns
 from xpiler.smt.reals import prove_equal
 from xpiler.translate import TranslateOptions, translate_file
 
@@ -218,7 +218,7 @@ def _tensorize_cpp(tmp_path, text: str) -> list:
     from xpiler.passes.lift import lift_program
     from xpiler.passes.lower import _device_functions, _kernel_params
     from xpiler.passes.lower.phases import split_phases
-    from xpiler.passes.lower.tensorize import tensorize_phase
+    from xpiler.passes.lower.tensorize_mlu import tensorize_phase
     from xpiler.platforms.config import load_platform_config
 
     canon = lift_program(parse_source(text, "cpu", str(tmp_path / "k.cpp")), load_platform_config("cpu"))

@@ -370,8 +370,10 @@ def _locked_answers(lockfile: str):
     each entry's report keeps the answers its LLM passes used, keyed by request."""
     from .cache import Lockfile
 
+    lock = Lockfile(lockfile)  # read once, on the first lookup
+
     def lookup(key: str):
-        for entry in Lockfile(lockfile).entries.values():
+        for entry in lock.entries.values():
             for call in (entry.get("report") or {}).get("llm", []):
                 for step in call.get("steps", []):
                     if step.get("step") == "answer" and step.get("key") == key:

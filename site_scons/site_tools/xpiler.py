@@ -155,22 +155,18 @@ def _emulation(env, to: str) -> tuple[bool, str]:
     cfg = _pc.load_platform_config(to)
     command = cfg["compiler"]["command"]
     if not cfg["compiler"]["available"]:
-        why = f"{to} has no compiler here ({command} is not available)"
-        if mode == "no":
-            raise SCons.Errors.UserError(f"emulate=no, but {why}")
-        return True, why
-    if mode == "yes":
+        missing = f"{to} has no compiler here ({command} is not available)"
+    elif mode == "yes":
         return True, "emulate=yes"
-    if shutil.which(command) is None:
-        why = f"{command} is not installed"
-        if mode == "no":
-            raise SCons.Errors.UserError(f"emulate=no, but {why}")
-        return True, why
-    if mode == "no":
+    elif shutil.which(command) is None:
+        missing = f"{command} is not installed"
+    elif mode == "no" or any(os.path.exists(p) for p in GPU_DEVICES.get(to, ())):
         return False, ""
-    if not any(os.path.exists(p) for p in GPU_DEVICES.get(to, ())):
+    else:
         return True, f"there is no {to} device here to run {command}'s output"
-    return False, ""
+    if mode == "no":
+        raise SCons.Errors.UserError(f"emulate=no, but {missing}")
+    return True, missing
 
 
 def _fingerprint_values(env, frm: str, to: str):

@@ -41,7 +41,7 @@ def ask_llm(declined, program: N.Program, target: str, *, path: str, source_text
     # (and so its record and lockfile answer) the same
     context = {"declined": f"{declined.pass_name} declined: {declined.reason}"}
     res = attempt_llm_pass(pass_name, program, target, context, client=LLMClient(config),
-                           verifier=oracle.verify, kernel=_kernel_name(program),
+                           verifier=oracle.verify,
                            repairer=lambda p, v: repair(p, oracle, verdict=v, budget_seconds=options.repair_budget))
     report.setdefault("llm", []).append(res.as_dict())
     report["passes"].append({"name": f"llm:{pass_name}", "params": {"declined": declined.pass_name},
@@ -50,6 +50,3 @@ def ask_llm(declined, program: N.Program, target: str, *, path: str, source_text
         raise LLMPassRejected(res)
     return res.program
 
-
-def _kernel_name(program: N.Program) -> str:
-    return program.kernels[0].name if program.kernels else (program.functions[-1].name if program.functions else "")

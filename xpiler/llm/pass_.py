@@ -74,7 +74,7 @@ def attempt_llm_pass(pass_name: str, program: N.Program, target: str, context: d
                      kernel: str = "") -> LLMPassResult:
     """Run one LLM pass and return its full record (never raises for model trouble)."""
     t0 = time.perf_counter()
-    kernel = kernel or (program.kernels[0].name if program.kernels else "<kernel>")
+    kernel = kernel or next((f.name for f in program.kernels or program.functions[-1:]), "<kernel>")
     res = LLMPassResult(pass_name, target, kernel)
 
     def finish(status, reason="", prog=None):

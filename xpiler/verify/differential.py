@@ -101,7 +101,7 @@ def verify_translation(src_path: str, src_text: str, src_dialect: str, out_text:
                                                 "reverse order), and the translation gives neither order's result")
                             return result
                     if not c.ok:
-                        asan = _asan_report(src, ins, timeout)
+                        asan = asan_conviction(src, ins, timeout)
                         if asan:
                             result["reason"] = (f"seed {seed}: {c.summary()}; the source itself fails under "
                                                 f"AddressSanitizer: {asan}")
@@ -169,17 +169,18 @@ def _order_dependent(src, ins: dict, first, name: str, timeout):
     return ~identical_elements(first.outputs[name].reshape(-1), again.reshape(-1)), again
 
 
-def _asan_report(src, ins: dict, timeout) -> str | None:
-    """The source's run under AddressSanitizer: the report when it convicts the source's
-    own code (an out-of-bounds access makes what it computes undefined), else None."""
+def asan_conviction(k, ins: dict, timeout, engine: str | None = None) -> str | None:
+    """``k`` run under AddressSanitizer: the report when it convicts the kernel's own code
+    (an out-of-bounds access makes what it computes undefined), else None (a clean run, or
+    a report inside an emulator: then a difference stays a difference)."""
     from .engines import EngineError
     from .selfcheck import classify_run_error
 
     try:
-        src.run(ins, asan=True, timeout=3 * timeout)
+        k.run(ins, engine, asan=True, timeout=3 * timeout)
     except EngineError as e:
         if e.stage != "build":
-            status, why = classify_run_error(e, src.path)
+            status, why = classify_run_error(e, k.path)
             if status == "source-defect" and why.startswith("ASan:"):
                 return why
     return None

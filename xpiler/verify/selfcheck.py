@@ -292,6 +292,19 @@ def classify_run_error(err: EngineError, kernel_file: str | None = None) -> tupl
 # ----------------------------------------------------------------------------------------
 # one file
 
+def _run_inputs(k, ins: dict) -> dict:
+    """Arguments for prepared kernel ``k``: the case's tensors sized to what the kernel
+    touches (zero-padded), poisoned buffers for the rest, and its scalars."""
+    run_in = {}
+    for b in k.entry.buffers:
+        if b.name in ins:
+            run_in[b.name] = _sized(ins[b.name], k.sizes[b.name], k.dtypes[b.name], "zero")
+        else:
+            run_in[b.name] = poisoned(k.dtypes[b.name], k.sizes[b.name] // k.dtypes[b.name].itemsize)
+    run_in.update(k.scalars)
+    return run_in
+
+
 def _sized(arr: np.ndarray, nbytes: int, dtype, fill: str) -> np.ndarray:
     """``arr`` (flat) cast to dtype, padded with random/poison or truncated to nbytes."""
     dt = np.dtype(dtype)
@@ -383,13 +396,7 @@ class Checker:
             if n in k.sizes and k.sizes[n] > np.asarray(a).size * k.dtypes[n].itemsize:
                 notes.append(f"kernel touches {k.sizes[n] // k.dtypes[n].itemsize} elements of {n}, "
                              f"the tensor has {np.asarray(a).size}")
-        run_in = {}
-        for b in k.entry.buffers:
-            if b.name in ins:
-                run_in[b.name] = _sized(ins[b.name], k.sizes[b.name], k.dtypes[b.name], "zero")
-            else:
-                run_in[b.name] = poisoned(k.dtypes[b.name], k.sizes[b.name] // k.dtypes[b.name].itemsize)
-        run_in.update(k.scalars)
+        run_in = _run_inputs(k, ins)
         expected = case.expected(ins)
         try:
             res = k.run(run_in, engine, timeout=self.timeout)
@@ -535,14 +542,7 @@ class Checker:
             exact.update({n: int(v) for n, v in (getattr(case, "sizes", None) or {}).items()})
             exact.update({n: int(np.asarray(a).size) for n, a in ins.items()})
             ka = _prepare(file, case.scalars, exact, dialect=dialect)
-            run_in = {}
-            for b in ka.entry.buffers:
-                if b.name in ins:
-                    run_in[b.name] = _sized(ins[b.name], ka.sizes[b.name], ka.dtypes[b.name], "zero")
-                else:
-                    run_in[b.name] = poisoned(ka.dtypes[b.name], ka.sizes[b.name] // ka.dtypes[b.name].itemsize)
-            run_in.update(ka.scalars)
-            ka.run(run_in, engine, asan=True, timeout=self.timeout * 3)
+            ka.run(_run_inputs(ka, ins), engine, asan=True, timeout=self.timeout * 3)
         except EngineError as e:
             if e.stage == "build":
                 return None
