@@ -59,17 +59,27 @@ def lift_program(program: N.Program, config: dict) -> Canonical:
     block = demote_memory(block)
     block = flatten_blocks(canonical_math(fold_array_sizes(vectors_to_arrays(block))))
     _check_canonical(block, program.dialect)
-    if program.dialect == "cpu":  # plain C marks no parallelism: find the loops that are
-        from ..loops.parallel import mark_parallel_loops
-
-        stmts, why_serial = mark_parallel_loops(list(block.body))
-        block = N.Block(tuple(stmts))
-        notes.extend(why_serial)
-    fn = N.Function(entry.name, params, T.VOID, block, "kernel", True)
     devices = tuple(_canonical_device(f, program, namer) for f in program.functions if f.kind == "device")
+    if program.dialect == "cpu":  # plain C marks no parallelism: find the loops that are
+        block, found = _find_parallelism(block, devices, program)
+        notes.extend(found)
+    fn = N.Function(entry.name, params, T.VOID, block, "kernel", True)
     globals_ = tuple(g for g in program.globals if not (isinstance(g, N.Pragma) and g.text.startswith("using namespace")))
     canon = N.Program("cpu", program.defines, globals_, devices + (fn,))
     return Canonical(canon, entry, fn, notes)
+
+
+def _find_parallelism(block: N.Block, devices, program) -> tuple[N.Block, list]:
+    """Scratch declarations moved into the loops they are private to, then the loops whose
+    iterations are independent marked parallel (loops/privatize.py, loops/parallel.py)."""
+    from ..loops.dependence import pure_functions
+    from ..loops.parallel import mark_parallel_loops
+    from ..loops.privatize import sink_scratch_declarations
+
+    stmts, sunk = sink_scratch_declarations(list(block.body))
+    pure = pure_functions(devices, {d.name for d in program.defines})
+    stmts, why_serial = mark_parallel_loops(stmts, pure)
+    return N.Block(tuple(stmts)), sunk + why_serial
 
 
 def _canonical_device(f: N.Function, program, namer) -> N.Function:

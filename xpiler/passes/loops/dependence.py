@@ -34,7 +34,8 @@ UNKNOWN = "?"
 PURE_CALLS = {"exp", "log", "sqrt", "tanh", "erf", "fabs", "floor", "ceil", "sin", "cos", "tan",
               "pow", "round", "trunc", "fmod", "log2", "exp2", "atan", "asin", "acos", "log10",
               "erfc", "sinh", "cosh", "cbrt", "rsqrt", "fma", "fmax", "fmin", "ldexp", "atan2",
-              "hypot", "rint", "nearbyint", "max", "min", "abs", "fdivide"}
+              "hypot", "rint", "nearbyint", "max", "min", "abs", "fdivide", "lround", "lrint",
+              "llround", "llrint", "copysign", "fdim", "expm1", "log1p", "isnan", "isinf", "signbit"}
 
 
 def is_pure_call(name: str) -> bool:
@@ -58,6 +59,22 @@ _P = CPrinter()
 _LOOPVAR, _OPAQUE, _POINTER = object(), object(), object()
 
 
+@dataclass(frozen=True)
+class _Alias:
+    """A local pointer fixed at ``root + offset`` (``float *row = in + i * n;``)."""
+    root: str
+    offset: N.Expr
+
+
+def _pointer_sum(e):
+    """(root name, offset) of ``root + a + b ...``, or None."""
+    offset = N.Const(0, T.I64)
+    while isinstance(e, N.Binary) and e.op == "+":
+        offset = N.Binary("+", e.rhs, offset)
+        e = e.lhs
+    return (e.name, offset) if isinstance(e, N.Var) else None
+
+
 def _root(e) -> str | None:
     """The variable a pointer sum starts from: p in ((p + a) + b)."""
     while isinstance(e, N.Binary) and e.op == "+":
@@ -70,8 +87,10 @@ class _Collector:
     region to: _LOOPVAR, an integer value it always holds (substituted into subscripts),
     _OPAQUE (private storage: not an access) or _POINTER (a local alias of some memory)."""
 
-    def __init__(self, assigned: set[str]):
+    def __init__(self, assigned: set[str], pure: frozenset = frozenset(), function: bool = False):
         self.assigned = assigned
+        self.pure = pure  # device functions that touch no memory (pure_functions)
+        self.function = function  # walking a function body: a return ends it, nothing more
         self.out: list[Access] = []
 
     def lookup(self, scopes, name):
@@ -116,12 +135,17 @@ class _Collector:
         if isinstance(e, N.Member) and isinstance(e.base, N.Var):
             e, subs = e.base, None
         if not isinstance(e, N.Var):
+            if self.private(e, scopes):
+                self.parts(e, scopes, loops)
+                return None, None  # a view of the iteration's own storage
             self.parts(e, scopes, loops)
             return UNKNOWN, None
         kind = self.lookup(scopes, e.name)
         if kind is _OPAQUE or kind is _LOOPVAR or isinstance(kind, N.Expr):
             return None, None  # private to one iteration
-        if kind is _POINTER or subs and e.name in self.assigned:
+        if isinstance(kind, _Alias) and subs is not None and len(subs) == 1 and kind.root not in self.assigned:
+            return kind.root, (N.Binary("+", kind.offset, subs[0]),)
+        if kind is _POINTER or isinstance(kind, _Alias) or subs and e.name in self.assigned:
             return UNKNOWN, None  # an alias, or a pointer the region moves
         return e.name, (tuple(subs) if subs is not None else None)
 
@@ -137,13 +161,31 @@ class _Collector:
             if self.lookup(scopes, e.name) is None and e.name not in C_CONSTANTS:
                 self.add(scopes, loops, e.name, (), False, e.name)
         elif isinstance(e, (N.AddressOf, N.Deref)):
-            self.unknown(loops, _P.expr(e))
-        elif isinstance(e, N.Call) and not is_pure_call(e.func):
+            if self.private(e, scopes):
+                self.parts(e, scopes, loops)
+            else:
+                self.unknown(loops, _P.expr(e))
+        elif isinstance(e, N.Call) and not is_pure_call(e.func) and e.func not in self.pure:
             self.unknown(loops, f"call {e.func}()")
             for a in e.args:
                 self.expr(a, scopes, loops)
         else:
             self.parts(e, scopes, loops)
+
+    def private(self, e, scopes) -> bool:
+        """Whether pointer expression ``e`` (casts, address-of, offsets) points into a
+        variable declared inside the region: storage private to one iteration."""
+        while True:
+            if isinstance(e, (N.AddressOf, N.Load)) or isinstance(e, N.Cast) and isinstance(e.dtype, T.PointerType):
+                e = e.value if isinstance(e, (N.AddressOf, N.Cast)) else e.base
+            elif isinstance(e, N.Deref):
+                e = e.pointer
+            elif isinstance(e, N.Binary) and e.op in ("+", "-"):
+                e = e.lhs
+            else:
+                break
+        kind = self.lookup(scopes, e.name) if isinstance(e, N.Var) else None
+        return kind is _OPAQUE
 
     def parts(self, e, scopes, loops):
         for f in ("lhs", "rhs", "operand", "cond", "then", "other", "value", "base", "index", "pointer"):
@@ -160,9 +202,17 @@ class _Collector:
             for x in s.body:
                 self.stmt(x, scopes, loops)
         elif isinstance(s, N.Decl):
+            t = s.dtype
+            alias = _pointer_sum(s.init) if isinstance(t, T.PointerType) and s.init is not None else None
+            if alias is not None and s.name not in self.assigned:
+                root = self.lookup(scopes, alias[0])
+                if root is None or isinstance(root, _Alias):
+                    self.expr(alias[1], scopes, loops)
+                    base = (root.root, N.Binary("+", root.offset, alias[1])) if root is not None else alias
+                    scopes[-1][s.name] = _Alias(base[0], self.lets(scopes, base[1]))
+                    return
             if s.init is not None:
                 self.expr(s.init, scopes, loops)
-            t = s.dtype
             if isinstance(t, T.PointerType):
                 scopes[-1][s.name] = _POINTER
             elif (isinstance(t, T.ScalarType) and t.is_int and s.init is not None
@@ -186,23 +236,46 @@ class _Collector:
             for e in (s.start, s.bound, s.step):
                 self.expr(e, scopes, loops)
             self.stmt(s.body, scopes + [{s.var: _LOOPVAR}], loops + [s])
+        elif isinstance(s, N.Return) and self.function:
+            if s.value is not None:
+                self.expr(s.value, scopes, loops)
         elif isinstance(s, (N.Break, N.Continue, N.Pragma, N.TypeAlias)):
             pass  # a break/continue here belongs to a nested loop (canonical() checks)
         else:  # while, return, barrier, DMA, launch
             self.unknown(loops, type(s).__name__.lower())
 
 
-def accesses(stmts, loops: tuple = (), region=None) -> list[Access]:
+def accesses(stmts, loops: tuple = (), region=None, pure: frozenset = frozenset()) -> list[Access]:
     """Accesses of ``stmts`` (a statement or a sequence), which run inside ``loops``
     (outermost first). ``region``: the whole code being transformed (names it assigns are
-    not loop-invariant); defaults to ``stmts``."""
+    not loop-invariant); defaults to ``stmts``. ``pure``: names of device functions known
+    to touch no memory."""
     stmts = (stmts,) if isinstance(stmts, N.Stmt) else tuple(stmts)
     region = N.Block(stmts) if region is None else region
-    c = _Collector(assigned_names(region))
+    c = _Collector(assigned_names(region), pure)
     scopes = [{loop.var: _LOOPVAR for loop in loops}]
     for s in stmts:
         c.stmt(s, scopes, list(loops))
     return c.out
+
+
+def pure_functions(functions, constants: set[str] = frozenset()) -> frozenset:
+    """Names of the device functions that read nothing but their scalar parameters,
+    their locals and ``constants``, write nothing else, and call only such functions
+    (a fixed point): a call to one is a value, not a memory access."""
+    pure: set[str] = set()
+    changed = True
+    while changed:
+        changed = False
+        for f in functions:
+            if f.name in pure or any(not isinstance(p.dtype, T.ScalarType) for p in f.params):
+                continue
+            c = _Collector(set(), frozenset(pure), function=True)
+            c.stmt(f.body, [{p.name: _OPAQUE for p in f.params}], [])
+            if all(a.buffer not in (UNKNOWN,) and not a.write and a.buffer in constants for a in c.out):
+                pure.add(f.name)
+                changed = True
+    return frozenset(pure)
 
 
 # --------------------------------------------------------------------------- the test

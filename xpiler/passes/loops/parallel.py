@@ -12,8 +12,9 @@ from __future__ import annotations
 import dataclasses
 
 from ...ir import nodes as N
+from ...ir import types as T
 from ...ir.visitor import walk
-from ..base import Declined
+from ..base import Declined, assigned_names, substitute
 from .canon import canonical
 from .dependence import accesses, first_conflict, region_varying
 from .result import Applied, decline
@@ -27,12 +28,13 @@ def _other_iteration(c1, c2):
 
 
 @locked
-def parallelize(loop: N.For) -> Applied:
-    """``loop`` marked ``kind="parallel"``, or Declined naming a dependence carried by it."""
+def parallelize(loop: N.For, pure: frozenset = frozenset()) -> Applied:
+    """``loop`` marked ``kind="parallel"``, or Declined naming a dependence carried by it.
+    ``pure``: device functions whose calls touch no memory (dependence.pure_functions)."""
     canonical(loop, WHO)
     if any(isinstance(n, (N.Return, N.Barrier)) for n in walk(loop.body)):
         decline(WHO, f"loop {loop.var} returns or synchronizes", loop)
-    acc = accesses(loop.body, (loop,), region=loop)
+    acc = accesses(loop.body, (loop,), region=loop, pure=pure)
     pairs = [(a, b) for i, a in enumerate(acc) for b in acc[i:]]
     found = first_conflict(pairs, _other_iteration, region_varying(loop))
     if found:
@@ -41,25 +43,46 @@ def parallelize(loop: N.For) -> Applied:
                    (f"z3: no two iterations of {loop.var} conflict among {len(pairs)} access pairs",))
 
 
-def mark_parallel_loops(stmts: list) -> tuple[list, list]:
+def mark_parallel_loops(stmts: list, pure: frozenset = frozenset()) -> tuple[list, list]:
     """Mark each top-level loop of ``stmts`` parallel when it is, and inside a parallel
     loop its perfectly nested loop too (a collapsible nest). Returns (stmts, notes)."""
     out, notes = [], []
-    for s in stmts:
+    for i, s in enumerate(stmts):
         if isinstance(s, N.For) and s.kind != "parallel":
-            s = _mark_nest(s, notes)
+            s = _mark_nest(s, notes, pure, known_sizes(stmts, i))
         out.append(s)
     return out, notes
 
 
-def _mark_nest(loop: N.For, notes: list) -> N.For:
+def without_redeclared(facts: dict, loop: N.For) -> dict:
+    """``facts`` less the names ``loop`` declares again (substituting those would be wrong)."""
+    inside = {n.name if isinstance(n, N.Decl) else n.var for n in walk(loop) if isinstance(n, (N.Decl, N.For))}
+    return {n: v for n, v in facts.items() if n not in inside}
+
+
+def known_sizes(stmts: list, upto: int) -> dict:
+    """Values of the integer variables declared among ``stmts[:upto]`` and never assigned
+    in ``stmts`` (sizes: ``int n = 128;``), each in terms of earlier ones."""
+    facts = {}
+    assigned = assigned_names(N.Block(tuple(stmts)))
+    for s in stmts[:upto]:
+        if (isinstance(s, N.Decl) and isinstance(s.dtype, T.ScalarType) and s.dtype.is_int
+                and s.init is not None and s.name not in assigned):
+            facts[s.name] = substitute(s.init, facts)
+    return facts
+
+
+def _mark_nest(loop: N.For, notes: list, pure: frozenset, facts: dict) -> N.For:
+    """``loop`` (and its perfectly nested loops) marked where parallel. The test runs on a
+    copy with the known sizes (``facts``) substituted; the marks go on ``loop`` itself."""
     try:
-        marked = parallelize(loop).node
+        parallelize(substitute(loop, without_redeclared(facts, loop)), pure)
     except Declined as e:
         notes.append(f"serial: {e.reason}")
         return loop
+    marked = dataclasses.replace(loop, kind="parallel")
     body = marked.body.body
     if len(body) == 1 and isinstance(body[0], N.For) and body[0].kind != "parallel":
-        inner = _mark_nest(body[0], notes)
+        inner = _mark_nest(body[0], notes, pure, facts)
         marked = dataclasses.replace(marked, body=N.Block((inner,)))
     return marked

@@ -97,8 +97,11 @@ def parallel_nest(f: N.For) -> tuple[list[Loop], N.Block] | None:
 
 
 def _pure_scalar_decl(s) -> bool:
+    from ..loops.dependence import is_pure_call
+
     return (isinstance(s, N.Decl) and not isinstance(s.dtype, (T.ArrayType, T.PointerType))
-            and s.init is not None and not any(isinstance(n, (N.Call, N.Load, N.Deref)) for n in walk(s.init)))
+            and s.init is not None and not any(isinstance(n, (N.Load, N.Deref)) or isinstance(n, N.Call)
+                                               and not is_pure_call(n.func) for n in walk(s.init)))
 
 
 def split_phases(body: N.Block) -> list[Phase]:
@@ -111,16 +114,19 @@ def split_phases(body: N.Block) -> list[Phase]:
             phases.append(Phase([], N.Block(tuple(serial)), list(prelude)))
             serial.clear()
 
+    serial_names: set[str] = set()  # declared by serial code: a later kernel cannot see them
     for s in body.body:
         if _pure_scalar_decl(s) and not serial:
             prelude.append(s)  # replicated into every later phase that may use it
             continue
-        if isinstance(s, N.For) and s.kind == "parallel":
+        if isinstance(s, N.For) and s.kind == "parallel" and not _uses(s, serial_names):
             nest = parallel_nest(s)
             if nest is not None:
                 flush()
                 phases.append(Phase(nest[0], nest[1], list(prelude)))
                 continue
+        if isinstance(s, N.Decl):
+            serial_names.add(s.name)
         serial.append(s)
     flush()
     return phases
