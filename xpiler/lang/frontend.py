@@ -611,6 +611,9 @@ class Converter:
                 return self.launch(node, launch)
             fname = canonical_name(self.text(node.child_by_field_name("function")))
             args = [c for c in node.child_by_field_name("arguments").named_children if c.type != "comment"]
+            if fname == "hipLaunchKernelGGL" and len(args) >= 5:  # (kernel, grid, block, shmem, stream, args...)
+                return N.Launch(self.text(args[0]).strip(), tuple(self.expr(a) for a in args[1:5]),
+                                tuple(self.expr(a) for a in args[5:]), span=sp)
             if fname in self.dialect.barriers:
                 return N.Barrier(self.dialect.barriers[fname], tuple(self.expr(a) for a in args), span=sp)
             if fname in self.dialect.dma_functions:
@@ -643,8 +646,9 @@ class Converter:
         self.push()
         canon = self._canonical_for(init, cond, update)
         if canon is None:
+            loop = self._for_as_while(node, init, cond, update)
             self.pop()
-            raise self.error(node, "for loop is not a counted loop (`for (int i = a; i < b; i += s)`)", "for")
+            return loop
         var, dtype, start, cmp, bound, step, declared, pre, post = canon
         body = self.block(node.child_by_field_name("body"))
         self.pop()
@@ -654,6 +658,25 @@ class Converter:
             body = N.Block(body.body + tuple(post), span=body.span)
         loop = N.For(var, dtype, start, cmp, bound, step, body, declared, span=sp)
         return [N.Block(tuple(pre) + (loop,), span=sp)] if pre else [loop]
+
+    def _for_as_while(self, node, init, cond, update) -> list[N.Stmt]:
+        """A loop that is not counted (``s >>= 1``, ``p = next[p]``) as
+        ``{ init; while (cond) { body; update; } }``: the same meaning, as long as no
+        ``continue`` would skip the update."""
+        sp = self.span(node)
+        if cond is None or update is None:
+            raise self.error(node, "for loop without a condition or an update is not supported", "for")
+        pre = []
+        if init is not None:
+            pre = self.declaration(init) if init.type == "declaration" else [self.expression_statement(init)]
+        test = self.expr(cond)
+        body = self.block(node.child_by_field_name("body"))
+        if any(isinstance(n, N.Continue) for n in _same_loop_statements(body)):
+            raise self.error(node, "a `continue` in a for loop that is not counted "
+                                   "(`for (int i = a; i < b; i += s)`) is not supported", "for")
+        steps = [self.expression_statement(u) for u in _comma_items(update)]
+        loop = N.While(test, N.Block(body.body + tuple(steps), span=body.span), span=sp)
+        return [N.Block(tuple(pre) + (loop,), span=sp)]
 
     def _canonical_for(self, init, cond, update):
         if init is None or cond is None or update is None or cond.type != "binary_expression":

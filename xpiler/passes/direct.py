@@ -9,6 +9,7 @@ import dataclasses
 from ..ir import nodes as N
 from ..ir import types as T
 from ..ir.visitor import Transformer, walk
+from ..platforms.config import is_vendor_include
 from ..platforms.host_api import runtime_renames
 from ..platforms.registry import lookup
 from .base import Declined
@@ -42,4 +43,6 @@ def direct_translate(program: N.Program, target: str) -> N.Program:
         def visit_NamedType(self, t):
             return dataclasses.replace(t, name=renames[t.name]) if t.name in renames else t
 
-    return dataclasses.replace(R()(program), dialect=target)
+    # the source's own headers go; the target's prelude brings the target's
+    kept = tuple(g for g in program.globals if not (isinstance(g, N.Pragma) and is_vendor_include(g.text)))
+    return dataclasses.replace(R()(dataclasses.replace(program, globals=kept)), dialect=target)

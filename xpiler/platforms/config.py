@@ -192,3 +192,15 @@ def compile_env(name: str, base: Mapping[str, str] | None = None) -> dict[str, s
 def compiler_env_overrides(name: str) -> dict[str, str]:
     """Only the variables the config sets (for logs, or to merge into an SCons env)."""
     return {k: str(v) for k, v in _load_cached(name)["compiler"]["env"].items()}
+
+
+def vendor_headers() -> set[str]:
+    """Headers that belong to one platform's toolchain (``[prelude] vendor_headers``): a
+    translation drops the source's, and the target's prelude brings its own."""
+    return {h for name in PLATFORMS for h in _load_cached(name)["prelude"].get("vendor_headers", [])}
+
+
+def is_vendor_include(line: str) -> bool:
+    """Whether ``line`` is ``#include <h>`` / ``#include "h"`` of a vendor header."""
+    text = line.strip()
+    return text.startswith("#include") and text[len("#include"):].strip().strip('<>"') in vendor_headers()

@@ -64,9 +64,17 @@ def lift_program(program: N.Program, config: dict) -> Canonical:
         block, found = _find_parallelism(block, devices, program)
         notes.extend(found)
     fn = N.Function(entry.name, params, T.VOID, block, "kernel", True)
-    globals_ = tuple(g for g in program.globals if not (isinstance(g, N.Pragma) and g.text.startswith("using namespace")))
+    globals_ = tuple(g for g in program.globals if not _platform_only(g))
     canon = N.Program("cpu", program.defines, globals_, devices + (fn,))
     return Canonical(canon, entry, fn, notes)
+
+
+def _platform_only(g) -> bool:
+    """A global of the source's toolchain that the canonical (plain C++) program must not
+    keep: ``using namespace nvcuda;``, ``#include <hip/hip_runtime.h>``."""
+    from ...platforms.config import is_vendor_include
+
+    return isinstance(g, N.Pragma) and (g.text.strip().startswith("using namespace") or is_vendor_include(g.text))
 
 
 def _find_parallelism(block: N.Block, devices, program) -> tuple[N.Block, list]:

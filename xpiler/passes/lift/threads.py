@@ -24,6 +24,7 @@ from ...ir.entry import LaunchInfo
 from ...ir.visitor import Transformer, find_all, walk
 from ...platforms.registry import lookup
 from .expand import expand_call
+from .whiles import unroll_constant_whiles
 from ..base import Declined, Namer, assigned_names, substitute
 
 PASS = "loop-recovery"
@@ -129,10 +130,13 @@ class GpuLift:
             specials[f"blockDim.{a}"] = block[i]
             specials[f"gridDim.{a}"] = grid[i]
         specials["warpSize"] = N.Const(self.lanes, T.I32)
-        body = substitute(body, specials=specials)
+        body = unroll_constant_whiles(substitute(body, specials=specials))
         shared, body = _hoist_shared(body)
-        warp_mode = any(isinstance(n, N.Call) and (lookup(self.dialect, n.func) or _NoIntr).collective == "warp"
-                        for n in walk(body))
+        # WMMA fragments are lifted per warp; lane-wise collectives (shuffles, votes) by
+        # fission, one statement `t = call(...)` each
+        warp_mode = any(isinstance(n, N.Decl) and isinstance(n.dtype, T.FragmentType) for n in walk(body))
+        if not warp_mode:
+            body = _collectives_as_statements(body, self.dialect, self.namer)
         if warp_mode:
             inner = self._warp_mode(body)
         else:
@@ -275,8 +279,49 @@ class GpuLift:
                                    "semantics are not lifted", getattr(n, "span", None))
 
 
-class _NoIntr:
-    collective = ""
+def _collectives_as_statements(body: N.Block, dialect: str, namer: Namer) -> N.Block:
+    """Each value-returning collective call inside a larger statement (``s += __shfl_down_sync(m, s, 8)``)
+    moved into a statement of its own before it (``float t; t = __shfl_down_sync(m, s, 8); s += t;``): fission
+    lifts a collective only in that form. Arguments are evaluated at the same point as
+    before, since nothing between the new statement and the old one changes them."""
+    from ...ir.typeinfer import type_of
+
+    def collective(c):
+        intr = lookup(dialect, c.func) if isinstance(c, N.Call) else None
+        return intr if intr is not None and intr.collective and intr.returns is not None else None
+
+    class Extract(Transformer):
+        def __init__(self):
+            self.pending = []
+
+        def visit_Call(self, c):
+            intr = collective(c)
+            if intr is None:
+                return c
+            operand = next((a for a, p in zip(c.args, intr.params) if p.name == "var"), None)
+            dtype = (type_of(operand) if operand is not None else None) or intr.returns
+            name = namer.fresh("lanes")
+            self.pending += [N.Decl(name, dtype), N.Assign(N.Var(name, dtype), c)]
+            return N.Var(name, dtype)
+
+    class Split(Transformer):
+        def visit_Block(self, b):
+            out = []
+            for st in b.body:
+                if isinstance(st, N.Assign) and st.op == "=" and isinstance(st.target, N.Var) and collective(st.value):
+                    out.append(st)
+                    continue
+                if isinstance(st, (N.Block, N.If, N.For, N.While)):
+                    out.append(st)  # its own blocks are already split (bottom-up)
+                    continue
+                ex = Extract()
+                new = ex(st)
+                out.extend(ex.pending + [new])
+            return dataclasses.replace(b, body=tuple(out))
+
+    return Split()(body)
+
+
 
 
 def _encode_with_free(enc, e):

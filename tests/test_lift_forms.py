@@ -1,0 +1,55 @@
+"""Kernel forms common in real code but not in the benchmark: tree reductions stepping by
+halving (`s >>= 1`) with barriers or warp shuffles inside, HIP's hipLaunchKernelGGL and
+vendor #includes. Each is translated to every other platform and verified."""
+from pathlib import Path
+
+import pytest
+
+from xpiler.ir import nodes as N
+from xpiler.ir.visitor import find_all
+from xpiler.lang import parse_source
+from xpiler.passes.lift.whiles import unroll_constant_whiles
+from xpiler.translate import TranslateOptions, translate_file
+
+FORMS = Path(__file__).parent / "data" / "forms"
+CASES = {"warpsum.cu": {"rows": 16, "cols": 100}, "blockred.cu": {"n": 1000},
+         "biasadd.hip": {"n": 30, "c": 96}}
+
+
+@pytest.mark.parametrize("name,target", [(n, t) for n in CASES for t in ("cpu", "cuda", "hip", "mlu")
+                                         if not n.endswith(".cu") or t != "cuda"])
+def test_form_translates_and_verifies(name, target):
+    opts = TranslateOptions(target=target, seeds=(0, 1), scalars=CASES[name])
+    tr = translate_file(str(FORMS / name), opts)
+    assert tr.verified, tr.report.get("verification")
+    assert "hip_runtime.h" not in tr.text or target == "hip"
+
+
+def test_halving_loop_parses_as_while_and_unrolls_to_its_values():
+    prog = parse_source("""__global__ void k(float *a) {
+      for (int s = 8; s > 0; s >>= 1) a[s] = a[s] + 1.0f;
+      for (int p = 1; p < 100; p *= 3) a[p] = 0.0f;
+    }""", "cuda")
+    body = prog.functions[0].body
+    assert len(find_all(body, N.While)) == 2 and not find_all(body, N.For)
+    unrolled = unroll_constant_whiles(body)
+    assert not find_all(unrolled, N.While)
+    stores = [a.target.index.value for a in find_all(unrolled, N.Assign)]
+    assert stores == [8, 4, 2, 1, 1, 3, 9, 27, 81]
+
+
+def test_loop_with_unknown_trip_count_stays_a_while():
+    prog = parse_source("""__global__ void k(float *a, int n) {
+      for (int s = n; s > 0; s >>= 1) a[s] = 1.0f;
+    }""", "cuda")
+    body = unroll_constant_whiles(prog.functions[0].body)
+    assert len(find_all(body, N.While)) == 1
+
+
+def test_continue_in_a_while_shaped_for_is_refused_with_its_position():
+    from xpiler.errors import XpilerError
+
+    with pytest.raises(XpilerError) as e:
+        parse_source("__global__ void k(float *a) {\n  for (int s = 8; s > 0; s >>= 1) { if (a[s] > 0) continue; a[s] = 1; }\n}",
+                     "cuda", "k.cu")
+    assert "k.cu:2:3" in str(e.value) and "continue" in str(e.value)

@@ -1,0 +1,3 @@
+// Emulator stand-in for the vendor header <hip/hip_runtime_api.h>: the emulator runtime header,
+// force-included before the kernel (-include), already declares what kernels use.
+#pragma once
