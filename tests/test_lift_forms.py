@@ -53,3 +53,30 @@ def test_continue_in_a_while_shaped_for_is_refused_with_its_position():
         parse_source("__global__ void k(float *a) {\n  for (int s = 8; s > 0; s >>= 1) { if (a[s] > 0) continue; a[s] = 1; }\n}",
                      "cuda", "k.cu")
     assert "k.cu:2:3" in str(e.value) and "continue" in str(e.value)
+
+
+def test_shadowing_loop_variables_are_renamed_apart():
+    from xpiler.ir.interp import run
+    from xpiler.passes.base import Namer, names_in
+    from xpiler.passes.lift.unshadow import unshadow
+    import numpy as np
+
+    fn = parse_source("""void f(float *a, float *out) {
+      for (int i = 0; i < 4; i++) {
+        float s = 0.0f;
+        for (int i = 0; i < 3; ++i) { float s = 1.0f; a[i] = a[i] + s; }
+        for (int k = 0; k < 3; ++k) s += a[i * 3 + k];
+        out[i] = s;
+      }
+    }""", "cpu").functions[0]
+    renamed = unshadow(fn.body, {"a", "out"}, Namer(names_in(fn)))
+    outer = renamed.body[0]
+    inner = find_all(outer.body, N.For)[0]
+    assert outer.var == "i" and inner.var != "i"
+    assert [d.name for d in find_all(renamed, N.Decl)].count("s") == 1
+    bufs = lambda: {"a": np.arange(12, dtype=np.float32), "out": np.zeros(4, np.float32)}  # noqa: E731
+    want, got = bufs(), bufs()
+    run(fn.body, want)
+    run(renamed, got)
+    np.testing.assert_array_equal(got["out"], want["out"])
+    np.testing.assert_array_equal(got["a"], want["a"])

@@ -21,6 +21,7 @@ from ..base import Declined, Namer, flatten_blocks, names_in, substitute
 from .mathfns import canonical_math
 from .memory import demote_memory, fold_array_sizes, vectors_to_arrays
 from .threads import GpuLift, _ReturnToGuard, _Detensorize
+from .unshadow import unshadow
 
 PASS = "lift"
 LANES = {"cuda": 32, "hip": 64}
@@ -58,6 +59,7 @@ def lift_program(program: N.Program, config: dict) -> Canonical:
     block = named_constants(block, program.dialect)
     block = demote_memory(block)
     block = flatten_blocks(canonical_math(fold_array_sizes(vectors_to_arrays(block))))
+    block = unshadow(block, {p.name for p in params}, namer)
     _check_canonical(block, program.dialect)
     devices = tuple(_canonical_device(f, program, namer) for f in program.functions if f.kind == "device")
     if program.dialect == "cpu":  # plain C marks no parallelism: find the loops that are
