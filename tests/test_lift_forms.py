@@ -13,7 +13,7 @@ from xpiler.translate import TranslateOptions, translate_file
 
 FORMS = Path(__file__).parent / "data" / "forms"
 CASES = {"warpsum.cu": {"rows": 16, "cols": 100}, "blockred.cu": {"n": 1000},
-         "biasadd.hip": {"n": 30, "c": 96}}
+         "biasadd.hip": {"n": 30, "c": 96}, "atomic.cu": {"n": 1000}, "dynshared.cu": {"rows": 8, "cols": 100}}
 
 
 @pytest.mark.parametrize("name,target", [(n, t) for n in CASES for t in ("cpu", "cuda", "hip", "mlu")
@@ -23,6 +23,8 @@ def test_form_translates_and_verifies(name, target):
     tr = translate_file(str(FORMS / name), opts)
     assert tr.verified, tr.report.get("verification")
     assert "hip_runtime.h" not in tr.text or target == "hip"
+    if name == "atomic.cu" and target in ("cpu", "mlu"):  # every thread adds to out[0]
+        assert any(n.startswith("serial: atomic updates: ") for n in tr.report["notes"]), tr.report["notes"]
 
 
 def test_halving_loop_parses_as_while_and_unrolls_to_its_values():

@@ -32,6 +32,7 @@ class LaunchInfo:
     block: tuple[N.Expr, ...]  # cuda/hip: (x, y, z); mlu: ()
     func_type: str = ""  # mlu: BLOCK | UNION1 | ...
     args: tuple[N.Expr, ...] = ()  # kernel arguments in terms of the entry's parameters
+    shared_bytes: N.Expr | None = None  # cuda/hip: dynamic shared memory (<<<g, b, bytes>>>)
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,8 @@ def _from_host_function(program: N.Program, fn: N.Function) -> HostEntry:
         LaunchInfo(s.kernel, _dims(s.config[0] if s.config else None, env_at),
                    _dims(s.config[1] if len(s.config) > 1 else None, env_at), "",
                    tuple(N.Var(dev_of_host[_var_name(a)], None) if _var_name(a) in dev_of_host
-                         else _Subst(env_at)(a) for a in s.args))
+                         else _Subst(env_at)(a) for a in s.args),
+                   _Subst(env_at)(s.config[2]) if len(s.config) > 2 else None)
         for s, env_at in launches]
     buffers, scalars = [], []
     for p in fn.params:

@@ -63,9 +63,9 @@ def P(name, dtype, role, **kw) -> IntrinsicParam:
 
 
 def reg(platform, name, params, doc, meaning, *, returns=None, constraints=(), collective="",
-        cost=1.0, notes="") -> Intrinsic:
+        cost=1.0, notes="", atomic=False) -> Intrinsic:
     return REGISTRY.add(Intrinsic(platform, name, tuple(params), doc, meaning_fn(meaning), returns,
-                                  tuple(constraints), collective, cost, (), notes))
+                                  tuple(constraints), collective, cost, (), notes, atomic=atomic))
 
 
 # --------------------------------------------------------------------------- WMMA
@@ -250,14 +250,14 @@ def register_atomics(platform: str):
         def m(address, val, result, body=body):
             return [assign(result, address[0]), body(result, address, val)]
         reg(platform, name, [P("address", dt, "inout", alt_dtypes=alts), P("val", dt, "scalar")],
-            f"returns the old *address; {doc}", m, returns=dt, cost=8,
+            f"returns the old *address; {doc}", m, returns=dt, cost=8, atomic=True,
             notes="Atomicity is the execution model's business; the meaning is one read-modify-write.")
 
     def cas(address, compare, val, result):
         return [assign(result, address[0]), if_(result.eq(compare), store(address, 0, val))]
     reg(platform, "atomicCAS", [P("address", I32, "inout", alt_dtypes=(U32, U64)),
                                 P("compare", I32, "scalar"), P("val", I32, "scalar")],
-        "returns the old *address; *address = old == compare ? val : old", cas, returns=I32, cost=8)
+        "returns the old *address; *address = old == compare ? val : old", cas, returns=I32, cost=8, atomic=True)
 
 
 # --------------------------------------------------------------------------- scalar helpers

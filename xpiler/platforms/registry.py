@@ -54,6 +54,9 @@ class Intrinsic:
     # __bang_div(dst, a, b, tmp, n) and __bang_div(dst, a, scalar, n)); pick one for a
     # call with ``for_arity`` / ``Registry.resolve``.
     overloads: tuple["Intrinsic", ...] = ()
+    # a read-modify-write other threads may do to the same element at once (atomicAdd):
+    # sequential code gets the update, and the loops that update in common stay serial
+    atomic: bool = False
 
     @property
     def written_args(self) -> tuple[int, ...]:

@@ -55,7 +55,7 @@ def lift_program(program: N.Program, config: dict) -> Canonical:
         body = lift_host(fn, entry, program, namer, notes)
         params = fn.params
     block = N.Block(tuple(body))
-    block = detensorize(block, program.dialect, namer)
+    block, atomic = detensorize_atomics(block, program.dialect, namer)
     block = named_constants(block, program.dialect)
     block = demote_memory(block)
     block = flatten_blocks(canonical_math(fold_array_sizes(vectors_to_arrays(block))))
@@ -64,6 +64,9 @@ def lift_program(program: N.Program, config: dict) -> Canonical:
     devices = tuple(_canonical_device(f, program, namer) for f in program.functions if f.kind == "device")
     if program.dialect == "cpu":  # plain C marks no parallelism: find the loops that are
         block, found = _find_parallelism(block, devices, program)
+        notes.extend(found)
+    elif atomic:  # threads updating one element atomically: sequential loops need not race
+        block, found = _serialize_conflicting(block, devices, program)
         notes.extend(found)
     fn = N.Function(entry.name, params, T.VOID, block, "kernel", True)
     globals_ = tuple(g for g in program.globals if not _platform_only(g))
@@ -90,6 +93,25 @@ def _find_parallelism(block: N.Block, devices, program) -> tuple[N.Block, list]:
     pure = pure_functions(devices, {d.name for d in program.defines})
     stmts, why_serial = mark_parallel_loops(stmts, pure)
     return N.Block(tuple(stmts)), sunk + why_serial
+
+
+def _serialize_conflicting(block: N.Block, devices, program) -> tuple[N.Block, list]:
+    """Top-level parallel loops whose iterations update a common element (lifted atomics)
+    made serial, with the dependence as the note."""
+    from ..loops.dependence import pure_functions
+    from ..loops.parallel import parallelize
+
+    pure = pure_functions(devices, {d.name for d in program.defines})
+    out, notes = [], []
+    for s in block.body:
+        if isinstance(s, N.For) and s.kind == "parallel":
+            try:
+                parallelize(dataclasses.replace(s, kind="serial"), pure)
+            except Declined as e:
+                s = dataclasses.replace(s, kind="serial")
+                notes.append(f"serial: atomic updates: {e.reason}")
+        out.append(s)
+    return dataclasses.replace(block, body=tuple(out)), notes
 
 
 def _canonical_device(f: N.Function, program, namer) -> N.Function:
@@ -141,7 +163,12 @@ class _DetensorizeAll(_Detensorize):
             self._no_nested_intrinsics(s)
             return [s]
         if intr.returns is not None and target is None:
-            raise Declined("detensorize", f"the result of {intr.name} is not stored", s.span)
+            if not intr.atomic:
+                raise Declined("detensorize", f"the result of {intr.name} is not stored", s.span)
+            old = self.namer.fresh("old")  # the value it returns, unused
+            decl = N.Decl(old, intr.returns, None, span=s.span)
+            target = N.Var(old, intr.returns)
+        self.atomic = self.atomic or intr.atomic
         body = expand_call(self.dialect, call, target, self.namer)
         if body is None:
             raise Declined("detensorize", f"{call.func} with {len(call.args)} arguments has no meaning", s.span)
@@ -158,7 +185,15 @@ class _DetensorizeAll(_Detensorize):
 
 
 def detensorize(block: N.Block, dialect: str, namer) -> N.Block:
-    return _DetensorizeAll(dialect, namer)(block)
+    return detensorize_atomics(block, dialect, namer)[0]
+
+
+def detensorize_atomics(block: N.Block, dialect: str, namer) -> tuple[N.Block, bool]:
+    """The block with intrinsics replaced by their meanings, and whether any of them was an
+    atomic update (whose loops lifting marked parallel must then be checked)."""
+    d = _DetensorizeAll(dialect, namer)
+    d.atomic = False
+    return d(block), d.atomic
 
 
 def named_constants(block, dialect):

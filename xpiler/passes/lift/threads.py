@@ -131,7 +131,7 @@ class GpuLift:
             specials[f"gridDim.{a}"] = grid[i]
         specials["warpSize"] = N.Const(self.lanes, T.I32)
         body = unroll_constant_whiles(substitute(body, specials=specials))
-        shared, body = _hoist_shared(body)
+        shared, body = _hoist_shared(body, self.launch.shared_bytes)
         # WMMA fragments are lifted per warp; lane-wise collectives (shuffles, votes) by
         # fission, one statement `t = call(...)` each
         warp_mode = any(isinstance(n, N.Decl) and isinstance(n.dtype, T.FragmentType) for n in walk(body))
@@ -430,16 +430,27 @@ def _rename_locals(body: N.Block, renames: dict[str, str]) -> N.Block:
     return R()(body)
 
 
-def _hoist_shared(body: N.Block):
-    """__shared__ declarations are per block: take them out of the per-thread body."""
+def _hoist_shared(body: N.Block, dynamic_bytes: N.Expr | None = None):
+    """__shared__ declarations are per block: take them out of the per-thread body. An
+    ``extern __shared__ T x[]`` array gets the launch's dynamic shared-memory size."""
     shared = []
+
+    def sized(d: N.Decl) -> N.Decl:
+        t = d.dtype
+        if "extern" not in d.qualifiers:
+            return d
+        if dynamic_bytes is None or not isinstance(t, T.ArrayType) or len(t.shape) != 1:
+            raise Declined(PASS, f"extern __shared__ {d.name} without a launch that gives its size", d.span)
+        count = _const_or(N.Binary("/", dynamic_bytes, N.SizeOf(t.elem)))
+        return dataclasses.replace(d, dtype=T.ArrayType(t.elem, (count,), t.scope),
+                                   qualifiers=tuple(q for q in d.qualifiers if q != "extern"))
 
     class H(Transformer):
         def visit_Block(self, b):
             keep = []
             for s in b.body:
                 if isinstance(s, N.Decl) and s.scope == "shared":
-                    shared.append(dataclasses.replace(s, scope=""))
+                    shared.append(dataclasses.replace(sized(s), scope=""))
                 else:
                     keep.append(s)
             return dataclasses.replace(b, body=tuple(keep)) if len(keep) != len(b.body) else b
