@@ -7,6 +7,7 @@ are rejected with ``SourceError`` at their file:line:col, never silently dropped
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -137,6 +138,7 @@ class Converter:
         self.tree = _parser().parse(masked)
         self.scopes: list[_Scope] = [_Scope()]
         self.aliases: list[dict] = [{}]
+        self.instances: dict = {}  # (template name, argument text) -> instance name
         self.defines: dict[str, N.Expr | None] = {}
 
     # -- positions and errors
@@ -220,6 +222,8 @@ class Converter:
                 self._top(c, defines, globals_, functions, extern_c=True)
         elif t == "function_definition":
             functions.append(self.function(node, extern_c))
+        elif t == "template_declaration":
+            functions.extend(self.template_instances(node, extern_c))
         elif t == "declaration":
             if _is_prototype(node):
                 return  # a forward declaration adds nothing: the definition follows
@@ -230,6 +234,53 @@ class Converter:
             return
         else:
             raise self.unsupported(node)
+
+    # -- templates: instantiated where the file uses them (`saxpy<256><<<g, b>>>(...)`)
+    def template_instances(self, node, extern_c: bool) -> list[N.Function]:
+        """One function per distinct template argument list the file uses, named
+        ``name_<args>``: type parameters become aliases, value parameters constants."""
+        fn = next((c for c in node.named_children if c.type == "function_definition"), None)
+        if fn is None:
+            raise self.unsupported(node, "template of something other than a function")
+        params = []
+        for p in node.child_by_field_name("parameters").named_children:
+            if p.type == "type_parameter_declaration":
+                params.append(("type", self.text(p.named_children[-1])))
+            elif p.type == "parameter_declaration":
+                params.append(("value", self.text(p.child_by_field_name("declarator"))))
+            else:
+                raise self.unsupported(p, "template parameter")
+        name = self.text(fn.child_by_field_name("declarator").child_by_field_name("declarator"))
+        out = []
+        for use in _template_uses(self.tree.root_node, name, self.text):
+            targs = [a for a in use.child_by_field_name("arguments").named_children if a.type != "comment"]
+            key = (name, self.text(use.child_by_field_name("arguments")))
+            if key in self.instances or len(targs) != len(params):
+                continue
+            inst = self.namer_for_instance(name, targs)
+            self.instances[key] = inst
+            self.push()
+            values = {}
+            for (kind, pname), a in zip(params, targs):
+                if kind == "type":
+                    self.aliases[-1][pname] = self.type_descriptor(a)
+                else:
+                    v = try_fold(self.expr(a))
+                    if not isinstance(v, (int, float)):
+                        self.pop()
+                        raise self.error(a, f"template argument {self.text(a)} is not a constant", name)
+                    values[pname] = N.Const(v, T.I32 if isinstance(v, int) else T.F32)
+                    self.bind(pname, values[pname].dtype)
+            f = self.function(fn, extern_c)
+            self.pop()
+            from ..passes.base import substitute
+
+            out.append(dataclasses.replace(substitute(f, values), name=inst))
+        return out
+
+    def namer_for_instance(self, name: str, targs) -> str:
+        parts = ["".join(ch if ch.isalnum() else "_" for ch in self.text(a)) for a in targs]
+        return "_".join([name] + parts)
 
     def _macro_value(self, value_node, define_node):
         text = self.text(value_node).strip()
@@ -624,6 +675,10 @@ class Converter:
 
     def launch(self, call, cfg) -> N.Launch:
         kernel = self.text(call.child_by_field_name("function"))
+        fn = call.child_by_field_name("function")
+        if fn.type == "template_function":
+            key = (self.text(fn.child_by_field_name("name")), self.text(fn.child_by_field_name("arguments")))
+            kernel = self.instances.get(key, kernel)
         config = tuple(self.expr(c) for c in cfg.named_children if c.type != "comment")
         args = tuple(self.expr(a) for a in call.child_by_field_name("arguments").named_children if a.type != "comment")
         return N.Launch(kernel, config, args, span=self.span(call))
@@ -864,6 +919,9 @@ class Converter:
                 if len(targs) != 1 or len(args) != 1:
                     raise self.error(node, f"{name} takes one type and one value", name)
                 return N.Cast(self.type_descriptor(targs[0]), args[0], name.split("_")[0], span=sp)
+            inst = self.instances.get((name, self.text(fn.child_by_field_name("arguments"))))
+            if inst is not None:  # a call of a template function of this file
+                return N.Call(inst, args, span=sp)
             return N.Call(canonical_name(name), args, tuple(self._template_arg(a) for a in targs), span=sp)
         if fn.type == "primitive_type":
             if len(args) != 1:
@@ -883,6 +941,17 @@ class Converter:
 
 
 # ----------------------------------------------------------------------- helpers
+def _template_uses(root, name: str, text):
+    """The ``name<...>`` nodes of the file, in order."""
+    stack, out = [root], []
+    while stack:
+        n = stack.pop()
+        if n.type == "template_function" and text(n.child_by_field_name("name")) == name:
+            out.append(n)
+        stack.extend(reversed(n.children))
+    return out
+
+
 def _first_error(node):
     stack = [node]
     while stack:
