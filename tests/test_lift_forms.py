@@ -1,6 +1,6 @@
 """Kernel forms common in real code but not in the benchmark: tree reductions stepping by
 halving (`s >>= 1`) with barriers or warp shuffles inside, warp shuffles, atomics,
-dynamic shared memory, templates, HIP's hipLaunchKernelGGL and vendor #includes. Each is translated to every other platform and verified."""
+dynamic shared memory, templates, float4 loads and stores, HIP's hipLaunchKernelGGL and vendor #includes. Each is translated to every other platform and verified."""
 from pathlib import Path
 
 import pytest
@@ -14,7 +14,7 @@ from xpiler.translate import TranslateOptions, translate_file
 FORMS = Path(__file__).parent / "data" / "forms"
 CASES = {"warpsum.cu": {"rows": 16, "cols": 100}, "blockred.cu": {"n": 1000},
          "biasadd.hip": {"n": 30, "c": 96}, "atomic.cu": {"n": 1000}, "dynshared.cu": {"rows": 8, "cols": 100},
-         "templ.cu": {"a": 2, "n": 1000}}
+         "templ.cu": {"a": 2, "n": 1000}, "float4.cu": {"n": 1024}}
 
 
 @pytest.mark.parametrize("name,target", [(n, t) for n in CASES for t in ("cpu", "cuda", "hip", "mlu")

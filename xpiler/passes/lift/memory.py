@@ -112,7 +112,15 @@ def vectors_to_arrays(block: N.Block) -> N.Block:
             raise Declined(PASS, f"vector {name} is declared with different types and used untyped", span)
         return kinds[0] if kinds else None
 
+    block = _whole_vector_copies(block)
+
     class V(Transformer):
+        def visit_Member(self, m):
+            # float4 components: v.x .. v.w are elements 0..3 of the array
+            if isinstance(m.base, N.Var) and m.base.name in vectors and len(m.field) == 1 and m.field in "xyzw":
+                return N.Load(m.base, N.Const("xyzw".index(m.field), T.I32), span=m.span)
+            return m
+
         def visit_Var(self, v):
             t = array_of(v.name, v.dtype, v.span) if v.name in vectors else None
             return N.Var(v.name, t, span=v.span) if t is not None else v
@@ -159,6 +167,48 @@ def vectors_to_arrays(block: N.Block) -> N.Block:
             return s
 
     return V()(block)
+
+
+def _vector_view(e):
+    """(pointer, vector type, index) of ``((V *)p)[i]``: a whole vector in memory."""
+    if isinstance(e, N.Load) and isinstance(e.base, N.Cast) and isinstance(e.base.dtype, T.PointerType) \
+            and isinstance(e.base.dtype.elem, T.VectorType):
+        return e.base.value, e.base.dtype.elem, e.index
+    return None
+
+
+def _whole_vector_copies(block: N.Block) -> N.Block:
+    """``float4 v = ((const float4 *)p)[i];``, ``v = ((float4 *)p)[i]`` and
+    ``((float4 *)p)[i] = v`` as element loops over ``((float *)p)[i * 4 + l]``."""
+    def elements(view, lane):
+        p, vt, i = view
+        ptr = N.Cast(T.PointerType(vt.elem), p, "c")
+        return N.Load(ptr, N.Binary("+", N.Binary("*", i, N.Const(vt.lanes, T.I32)), lane))
+
+    def lanes_loop(vt, body_of):
+        lane = N.Var("xpiler_lane", T.I32)
+        return N.For("xpiler_lane", T.I32, N.Const(0, T.I32), "<", N.Const(vt.lanes, T.I32), N.Const(1, T.I32),
+                     N.Block((body_of(lane),)))
+
+    def expand(s):
+        if isinstance(s, N.Decl) and isinstance(s.dtype, T.VectorType) and _vector_view(s.init):
+            view, v = _vector_view(s.init), N.Var(s.name, s.dtype)
+            return [dataclasses.replace(s, init=None),
+                    lanes_loop(view[1], lambda l: N.Assign(N.Load(v, l), elements(view, l), span=s.span))]
+        if isinstance(s, N.Assign) and s.op == "=" and isinstance(s.target, N.Var) and _vector_view(s.value):
+            view = _vector_view(s.value)
+            return [lanes_loop(view[1], lambda l: N.Assign(N.Load(s.target, l), elements(view, l), span=s.span))]
+        if isinstance(s, N.Assign) and s.op == "=" and _vector_view(s.target) and isinstance(s.value, N.Var):
+            view = _vector_view(s.target)
+            return [lanes_loop(view[1], lambda l: N.Assign(elements(view, l), N.Load(s.value, l), span=s.span))]
+        return [s]
+
+    class W(Transformer):
+        def visit_Block(self, b):
+            out = [x for st in b.body for x in expand(st)]
+            return dataclasses.replace(b, body=tuple(out)) if len(out) != len(b.body) or out != list(b.body) else b
+
+    return W()(block)
 
 
 def fold_array_sizes(block: N.Block) -> N.Block:
