@@ -251,3 +251,191 @@ def test_whole_array_reduction_verifies(tmp_path):
     assert tr.verified, tr.report["verification"]
     used = tr.report["intrinsics"]
     assert "__bang_sumpool" in used and any(u.startswith("__bang_add") for u in used)  # + the initial 1.0f
+
+
+# --------------------------------------------------------------------------- row programs
+SOFTMAX = """
+__global__ void smax(const float *A, float *C, int rows) {
+  int r = blockIdx.x * blockDim.x + threadIdx.x;
+  if (r < rows) {
+    float m = A[r * 100];
+    for (int k = 1; k < 100; ++k) m = fmaxf(m, A[r * 100 + k]);
+    float s = 0.0f;
+    for (int k = 0; k < 100; ++k) {
+      C[r * 100 + k] = expf(A[r * 100 + k] - m);
+      s += C[r * 100 + k];
+    }
+    for (int k = 0; k < 100; ++k) C[r * 100 + k] = C[r * 100 + k] / s;
+  }
+}
+
+extern "C" void smax_host(float *A, float *C, int rows) {
+  float *dA, *dC;
+  cudaMalloc(&dA, rows * 100 * sizeof(float));
+  cudaMalloc(&dC, rows * 100 * sizeof(float));
+  cudaMemcpy(dA, A, rows * 100 * sizeof(float), cudaMemcpyHostToDevice);
+  smax<<<(rows + 31) / 32, 32>>>(dA, dC, rows);
+  cudaMemcpy(C, dC, rows * 100 * sizeof(float), cudaMemcpyDeviceToHost);
+  cudaFree(dA);
+  cudaFree(dC);
+}
+"""
+
+
+def test_softmax_rows_use_pools_and_verify(tmp_path):
+    """Each thread's row (100 floats, padded to 128): max pool (the loop from element 1
+    starts from element 0), exp of the difference, sum pool, division by a scalar."""
+    path = tmp_path / "smax.cu"
+    path.write_text(SOFTMAX)
+    tr = translate_file(str(path), TranslateOptions(target="mlu", scalars={"rows": 37}, seeds=(0, 1)))
+    assert tr.verified, tr.report["verification"]
+    used = set(tr.report["intrinsics"])
+    assert {"__bang_maxpool", "__bang_sumpool", "__bang_sub_scalar", "__bang_div_scalar"} <= used
+    assert any("exp" in u for u in used)
+    assert not _fallbacks(tr.report)
+    assert "1, 1, 100, 1, 100" in tr.text  # the pools read exactly the row, not its padding
+
+
+def test_layernorm_rows_with_a_local_array_verify(tmp_path):
+    path = tmp_path / "lnorm.cpp"
+    path.write_text("extern \"C\" void lnorm(float *x, float *g, float *b, float *y) {\n"
+                    "  for (int r = 0; r < 12; r++) {\n"
+                    "    float mean = 0.0f;\n    float var = 0.0f;\n    float d[80];\n"
+                    "    for (int k = 0; k < 80; k++) mean += x[r * 80 + k];\n"
+                    "    mean = mean / 80;\n"
+                    "    for (int k = 0; k < 80; k++) {\n      d[k] = x[r * 80 + k] - mean;\n"
+                    "      var += d[k] * d[k];\n    }\n"
+                    "    float inv = 1.0f / sqrtf(var / 80 + 1e-5f);\n"
+                    "    for (int k = 0; k < 80; k++) y[r * 80 + k] = d[k] * inv * g[k] + b[k];\n"
+                    "  }\n}\n")
+    tr = translate_file(str(path), TranslateOptions(target="mlu", seeds=(0, 1)))
+    assert tr.verified, tr.report["verification"]
+    used = set(tr.report["intrinsics"])
+    assert "__bang_sumpool" in used and "__bang_mul" in used and "__bang_add" in used  # g[k], b[k]: rows
+    assert not _fallbacks(tr.report)
+    assert "taskId == 0" not in tr.text
+
+
+def test_per_channel_scalar_is_computed_once_per_row(tmp_path):
+    """C[i] uses B[(i / 64) % 4]: rows of 64 elements (the group view) share one scalar."""
+    tr = _translate(tmp_path, "int c = (i / 64) % 4;\n    C[i] = (A[i] - B[c]) * 2.0f;", 1024)
+    assert tr.verified, tr.report["verification"]
+    used = set(tr.report["intrinsics"])
+    assert "__bang_sub_scalar" in used and any(u.startswith("__bang_mul") for u in used)
+    assert any("rows of 64 elements" in n for n in tr.report["notes"])
+
+
+def test_broadcast_row_operand_verifies(tmp_path):
+    """C[i] = A[i] + B[i % 64], and y[i][j] = x[i][j] * 0.5 + b[j] over a nest: the
+    broadcast operand is a row operand of every row (rows of 64, of the inner extent)."""
+    tr = _translate(tmp_path, "C[i] = A[i] + B[i % 64];", 640)
+    assert tr.verified, tr.report["verification"]
+    assert "__bang_add" in tr.report["intrinsics"]
+    assert not _fallbacks(tr.report)
+    path = tmp_path / "bias.cpp"
+    path.write_text("extern \"C\" void bias(float *x, float *b, float *y) {\n  for (int i = 0; i < 10; i++)\n"
+                    "    for (int j = 0; j < 48; j++)\n      y[i * 48 + j] = x[i * 48 + j] * 0.5f + b[j];\n}\n")
+    tr = translate_file(str(path), TranslateOptions(target="mlu", seeds=(0, 1)))
+    assert tr.verified, tr.report["verification"]
+    assert "__bang_add" in tr.report["intrinsics"] and any("rows of 48" in n for n in tr.report["notes"])
+
+
+OUTER = """
+__global__ void outer(float *A, float *B, float *C) {
+  for (int o = 0; o < 4; ++o) {
+    C[o * 512 + blockIdx.x * 128 + threadIdx.x] =
+        A[o * 512 + blockIdx.x * 128 + threadIdx.x] * B[o * 512 + blockIdx.x * 128 + threadIdx.x];
+  }
+}
+
+extern "C" void outer_host(float *A, float *B, float *C) {
+  float *dA, *dB, *dC;
+  cudaMalloc(&dA, 2048 * sizeof(float));
+  cudaMalloc(&dB, 2048 * sizeof(float));
+  cudaMalloc(&dC, 2048 * sizeof(float));
+  cudaMemcpy(dA, A, 2048 * sizeof(float), cudaMemcpyHostToDevice);
+  cudaMemcpy(dB, B, 2048 * sizeof(float), cudaMemcpyHostToDevice);
+  outer<<<4, 128>>>(dA, dB, dC);
+  cudaMemcpy(C, dC, 2048 * sizeof(float), cudaMemcpyDeviceToHost);
+  cudaFree(dA);
+  cudaFree(dB);
+  cudaFree(dC);
+}
+"""
+
+
+def test_outer_loop_elementwise_becomes_one_range(tmp_path):
+    """TVM's outer loop inside the thread: the loop joins the nest as its outermost loop."""
+    path = tmp_path / "outer.cu"
+    path.write_text(OUTER)
+    tr = translate_file(str(path), TranslateOptions(target="mlu", seeds=(0, 1)))
+    assert tr.verified, tr.report["verification"]
+    assert "__bang_mul" in tr.report["intrinsics"]
+    assert not _fallbacks(tr.report)
+
+
+def test_row_programs_decline_what_is_not_row_parallel(tmp_path):
+    # a prefix sum reads the accumulator after its update in the loop
+    (r,) = _tensorize_cpp(tmp_path, "extern \"C\" void pre(float *a, float *out) {\n"
+                                    "  for (int r = 0; r < 8; r++) {\n    float s = 0.0f;\n"
+                                    "    for (int k = 0; k < 64; k++) {\n      s += a[r * 64 + k];\n"
+                                    "      out[r * 64 + k] = s;\n    }\n  }\n}\n")
+    assert r.stmts is None and "prefix sum" in r.reason
+    # each row is divided by the sum of the next row, which another iteration rewrites
+    (r,) = _tensorize_cpp(tmp_path, "extern \"C\" void nxt(float *a) {\n"
+                                    "  for (int r = 0; r < 8; r++) {\n    float s = 0.0f;\n"
+                                    "    for (int k = 0; k < 64; k++) s += a[((r + 1) % 8) * 64 + k];\n"
+                                    "    for (int k = 0; k < 64; k++) a[r * 64 + k] = a[r * 64 + k] / s;\n"
+                                    "  }\n}\n")
+    assert r.stmts is None and "does not write" in r.reason
+
+
+def test_reduction_over_a_middle_axis_uses_slabs(tmp_path):
+    """out[n][s] = min over c of x[n][c][s]: each slab of 40 outputs reads 6 rows 40 apart,
+    the slabs 240 apart; chunks divide the slab, so one strided copy reads a chunk."""
+    path = tmp_path / "midmin.cpp"
+    path.write_text("extern \"C\" void midmin(float *x, float *out) {\n"
+                    "  for (int n = 0; n < 3; n++)\n    for (int s = 0; s < 40; s++) {\n"
+                    "      float m = 1e30f;\n"
+                    "      for (int c = 0; c < 6; c++) m = fminf(m, x[n * 240 + c * 40 + s]);\n"
+                    "      out[n * 40 + s] = m;\n    }\n}\n")
+    tr = translate_file(str(path), TranslateOptions(target="mlu", seeds=(0, 1)))
+    assert tr.verified, tr.report["verification"]
+    assert "__bang_minpool" in tr.report["intrinsics"]
+    # 6 rows, 40 floats apart, from the slab's start (off + off / 40 * 200)
+    assert re.search(r"off / 40ll \* 200ll[^;]*GDRAM2NRAM,[^;]*160,\s*5\)", tr.text), tr.text
+
+
+def test_accumulating_rows_over_an_outer_loop_interchanges(tmp_path):
+    """for i: for j: out[j] += in[i][j] is a column reduction for each j (the loops swap:
+    every (j) touches only out[j])."""
+    path = tmp_path / "colsum.cpp"
+    path.write_text("extern \"C\" void colsum(float *in, float *out) {\n"
+                    "  for (int j = 0; j < 64; j++) out[j] = 0.0f;\n"
+                    "  for (int i = 0; i < 20; i++)\n    for (int j = 0; j < 64; j++)\n"
+                    "      out[j] += in[i * 64 + j];\n}\n")
+    tr = translate_file(str(path), TranslateOptions(target="mlu", seeds=(0, 1)))
+    assert tr.verified, tr.report["verification"]
+    assert "__bang_sumpool" in tr.report["intrinsics"]
+    assert not _fallbacks(tr.report)
+
+
+def test_sibling_channel_loops_fuse_into_rows(tmp_path):
+    """Instance norm written as three loops over the channels (mean, variance, normalize)
+    that talk through mean[c], var[c]: fused (loops/fuse.py proves it legal), each channel
+    is a row and the arrays become per-row scalars."""
+    path = tmp_path / "inorm.cpp"
+    path.write_text("extern \"C\" void inorm(float *x, float *y) {\n  int C = 6;\n  int HW = 50;\n"
+                    "  float mean[16];\n  float var[16];\n"
+                    "  for (int c = 0; c < C; c++) {\n    float s = 0.0f;\n"
+                    "    for (int k = 0; k < HW; k++) s += x[c * HW + k];\n    mean[c] = s / HW;\n  }\n"
+                    "  for (int c = 0; c < C; c++) {\n    float q = 0.0f;\n"
+                    "    for (int k = 0; k < HW; k++) {\n      float d = x[c * HW + k] - mean[c];\n"
+                    "      q += d * d;\n    }\n    var[c] = q / HW;\n  }\n"
+                    "  for (int c = 0; c < C; c++) {\n    float inv = 1.0f / sqrtf(var[c] + 1e-5f);\n"
+                    "    for (int k = 0; k < HW; k++) y[c * HW + k] = (x[c * HW + k] - mean[c]) * inv;\n  }\n}\n")
+    tr = translate_file(str(path), TranslateOptions(target="mlu", seeds=(0, 1)))
+    assert tr.verified, tr.report["verification"]
+    assert "__bang_sumpool" in tr.report["intrinsics"]
+    assert not _fallbacks(tr.report)
+    assert "taskId == 0" not in tr.text  # the channels are spread over the tasks

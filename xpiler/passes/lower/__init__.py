@@ -4,9 +4,12 @@
 - cuda / hip: each phase becomes a kernel; its parallel nest is collapsed and bound to a
   1-D grid of 1-D blocks with a guard; serial phases run as a single thread. A GEMM-like
   phase becomes a WMMA (cuda) or MFMA (hip) kernel instead (tensorize_gpu.py), one
-  warp/wave per 16x16 output tile; when it declines, the report's notes say why.
-- mlu: each phase becomes a `__mlu_global__` kernel: tensorized (NRAM chunks and
-  `__bang_*` calls, tensorize_mlu.py) when it is elementwise or a reduction, else its
+  warp/wave per 16x16 output tile; where that declines, the classic shared-memory tiled
+  GEMM (tile_gpu.py, T x T threads per block); the report's notes say why either declined.
+- mlu: each phase becomes a `__mlu_global__` kernel: `__bang_matmul` blocks with the rhs
+  in WRAM when it is GEMM-like (tensorize_mlu_gemm.py), tensorized (NRAM chunks and
+  `__bang_*` calls, tensorize_mlu.py) when it is elementwise or a reduction, or a
+  pooling window (bands of input rows and `__bang_*pool`, tensorize_mlu_pool.py), else its
   parallel nest is distributed over the tasks (`taskId`, `taskDim`) as scalar code and
   serial phases run on task 0; the report notes each scalar fallback's reason.
 The host entry keeps the source's C signature and is rendered from
@@ -23,7 +26,8 @@ from ...lang import PRINTERS
 from ..lift import Canonical
 from .phases import index_decls, split_phases
 from .simd import independent, simd_hints
-from .tensorize_mlu import tensorize_phase
+from .tensorize_mlu import program_constants, tensorize_phase
+from .tensorize_mlu_pool import tensorize_pool_phase
 
 PASS = "lower"
 IDX = "xpiler_idx"
@@ -33,7 +37,7 @@ IDX = "xpiler_idx"
 class Lowered:
     program: N.Program  # kernels and device functions (the IR part)
     host: str  # the rendered host entry ("" for cpu: the kernel is the entry)
-    launches: list  # [(kernel, grid, block)] for the report
+    launches: list  # [(kernel, grid, block)] for the report; grid/block: an expr or (x, y, z)
     intrinsics: list  # special instructions used
     notes: list
 
@@ -44,7 +48,7 @@ def lower(canon: Canonical, target: str, sizes: dict, params: dict | None = None
         return _lower_cpu(canon, params.get("tensorize", True))
     if target in ("cuda", "hip"):
         return _lower_gpu(canon, target, sizes, int(params.get("block", 256)), params.get("tensorize", True),
-                          params.get("promote", True))
+                          params.get("promote", True), int(params.get("tile", 16)))
     if target == "mlu":
         return _lower_mlu(canon, sizes, params)
     raise ValueError(f"unknown target {target}")
@@ -117,19 +121,30 @@ def _device_functions(canon: Canonical):
 
 
 def _lower_gpu(canon: Canonical, target: str, sizes: dict, block: int, tensorize: bool = True,
-               promote: bool = True) -> Lowered:
+               promote: bool = True, tile: int = 16) -> Lowered:
+    """``tile``: the side of the shared-memory tiles of a GEMM-like phase the matrix units
+    decline (0: keep such phases scalar)."""
     kernels, launches, intrinsics, notes = [], [], [], []
     kparams = _kernel_params(canon)
     name = canon.function.name
     for i, ph in enumerate(split_phases(canon.function.body)):
         kname = f"{name}_kernel{i}" if i else f"{name}_kernel"
+        declined = []  # why the phase is not on the matrix units / not tiled
         if ph.parallel and tensorize:
-            done = _tensorize(canon, ph, target, kname, kparams, notes)
+            done = _tensorize(canon, ph, target, kname, kparams, notes, declined)
             if done is not None:
                 kernels.append(done[0])
                 launches.append(done[1])
                 intrinsics.extend(done[2])
                 continue
+        if ph.parallel and tile:
+            done = _tile(canon, ph, target, kname, kparams, tile, notes, declined)
+            if done is not None:
+                kernels.append(done[0])
+                launches.append(done[1])
+                continue
+        if declined:
+            notes.append(f"{kname}: scalar code ({'; '.join(dict.fromkeys(declined))})")
         if ph.parallel:
             idx = N.Var(IDX, T.I64)
             flat = N.Binary("+", N.Binary("*", N.Cast(T.I64, N.Special("blockIdx.x"), "c"), N.Special("blockDim.x")),
@@ -154,18 +169,35 @@ def _lower_gpu(canon: Canonical, target: str, sizes: dict, block: int, tensorize
     return Lowered(prog, host, launches, sorted(set(intrinsics)), notes)
 
 
-def _tensorize(canon, ph, target, kname, kparams, notes):
-    """The phase as a WMMA/MFMA kernel, or None (the reason goes to ``notes``)."""
+def _tensorize(canon, ph, target, kname, kparams, notes, declined):
+    """The phase as a WMMA/MFMA kernel, or None (the reason goes to ``declined``)."""
     from ..base import Declined
     from .tensorize_gpu import tensorize_gpu_phase
 
     try:
         fn, launch, used, why = tensorize_gpu_phase(canon, ph, target, kname, kparams, _consts(canon))
     except Declined as e:
-        notes.append(f"{kname}: scalar code ({e.reason})")
+        declined.append(e.reason)
         return None
     notes.append(f"{kname}: " + "; ".join(why))
     return fn, launch, used
+
+
+def _tile(canon, ph, target, kname, kparams, t, notes, declined):
+    """The phase as a shared-memory tiled GEMM kernel, or None (the reason goes to
+    ``declined``); the note also says why the matrix units were not used."""
+    from ..base import Declined
+    from .tile_gpu import tile_gpu_phase
+
+    try:
+        fn, (k, grid, block), why = tile_gpu_phase(canon, ph, target, kname, kparams, _consts(canon), t)
+    except Declined as e:
+        if e.reason not in declined:  # the same GEMM match declines both
+            declined.append(f"not tiled: {e.reason}" if declined else e.reason)
+        return None
+    unit = "WMMA" if target == "cuda" else "MFMA"
+    notes.append(f"{kname}: " + "; ".join(why + [f"no {unit}: {r}" for r in declined]))
+    return fn, (k, tuple(_on_host(d, ph.prelude) for d in grid), block)
 
 
 def _promote(ph, target, kparams, kname, notes, enabled: bool = True):
@@ -204,11 +236,22 @@ def _lower_mlu(canon: Canonical, sizes: dict, params: dict) -> Lowered:
     limits = load_platform_config("mlu")["limits"]
     for i, ph in enumerate(split_phases(canon.function.body)):
         kname = f"{name}_kernel{i}" if i else f"{name}_kernel"
-        tz = None
-        if params.get("tensorize", True):
+        mm = None  # a GEMM: __bang_matmul blocks, rhs in WRAM
+        if params.get("tensorize", True) and ph.parallel:
+            from .tensorize_mlu_gemm import lower_gemm_phase
+            mm = lower_gemm_phase(canon, ph, kname, limits, _consts(canon), int(params.get("task_dim", 16)), notes)
+        tz = mm if mm is not None and not mm.vector else None
+        if tz is None and params.get("tensorize", True):
             taken = names_in(N.Block(tuple(ph.prelude) + ph.body.body)) | set(ptypes) | set(devices)
             taken |= {l.var for l in ph.loops}
-            tz = tensorize_phase(ph, ptypes, devices, limits, taken, params.get("chunk"))
+            tz = tensorize_pool_phase(ph, ptypes, limits, taken, params)  # a window: __bang_*pool
+            if tz.stmts is None:
+                if tz.reason:
+                    notes.append(f"{kname}: no __bang_*pool: {tz.reason}")
+                tz = tensorize_phase(ph, ptypes, devices, limits, taken, params.get("chunk"),
+                                     program_constants(canon.program))
+        if mm is not None and tz.stmts is None:  # a matrix-vector product the vector units declined
+            tz = mm
         if tz is not None and tz.stmts is not None:
             body = ph.prelude + list(tz.stmts)
             intrinsics.extend(tz.intrinsics)
@@ -264,7 +307,10 @@ def render_host(target: str, canon: Canonical, sizes: dict, launches, task_dim: 
             call_args.append("d_" + p.name)
         else:
             call_args.append(p.name)
-    ls = [{"kernel": k, "grid": printer.expr(g) if g is not None else "", "block": printer.expr(b) if b is not None else "",
-           "args": ", ".join(call_args)} for k, g, b in launches]
+    def dims(d):  # one expression, or a tuple of them (x, y, z)
+        if d is None:
+            return ""
+        return ", ".join(printer.expr(x) for x in d) if isinstance(d, tuple) else printer.expr(d)
+    ls = [{"kernel": k, "grid": dims(g), "block": dims(b), "args": ", ".join(call_args)} for k, g, b in launches]
     return env.get_template(f"{target}.j2").render(name=canon.function.name, params=", ".join(params),
                                                  buffers=buffers, launches=ls, task_dim=task_dim)

@@ -536,7 +536,14 @@ class _Summarizer:
             return
         if isinstance(loc.elem, T.ArrayType):
             _decline(f"assignment of an array row of {loc.arr}")
-        self.arrays[loc.arr].writes.append(Write((), loc.off, loc.elem, self.convert(value, loc.elem), self.guards))
+        writes = self.arrays[loc.arr].writes
+        w = Write((), loc.off, loc.elem, self.convert(value, loc.elem), self.guards)
+        if writes and all(f.marks.get(loc.arr, 0) < len(writes) for f in self.frames):
+            run = _coalesce(writes[-1], w, self.fresh)
+            if run is not None:
+                writes[-1] = run
+                return
+        writes.append(w)
 
     # ------------------------------------------------------------------ statements
     def block(self, stmts):
@@ -587,13 +594,18 @@ class _Summarizer:
         else:
             if s.other is not None:
                 _decline(f"if/else on {_show(s.cond)}")
-            for x in c:
-                if not x.lin.syms <= self.psyms:
-                    _decline(f"condition {_show(s.cond)} depends on a sequential loop counter")
-            saved = self.guards
+            # over a sequential counter: only stores to buffers may depend on it (they
+            # keep the condition; match_gemm takes it only when asked to)
+            stores_only = all(isinstance(x, N.Assign) and not isinstance(x.target, N.Var) for x in s.then.body)
+            if not stores_only and any(not x.lin.syms <= self.psyms for x in c):
+                _decline(f"condition {_show(s.cond)} depends on a sequential loop counter")
+            saved, written = self.guards, sum(len(a.writes) for a in self.arrays.values())
             self.guards = saved + tuple(c)
             self.block(s.then.body)
             self.guards = saved
+            if sum(len(a.writes) for a in self.arrays.values()) != written and \
+                    any(not x.lin.syms <= self.psyms for x in c):
+                _decline(f"a local array is written under {_show(s.cond)}, which depends on a sequential loop counter")
 
     def s_For(self, s):
         from ..base import assigned_names
@@ -602,6 +614,15 @@ class _Summarizer:
             _decline(f"loop {s.var} assigns its own counter")
         start, count, step = self.loop_range(s)
         if count <= 0:
+            return
+        d = _split_divisor(s, start, step, count)
+        if d is not None:  # l / d and l % d stay affine over l = hi * d + lo (same order)
+            hi, lo = f"{s.var}#hi", f"{s.var}#lo"
+            at = N.Binary("+", N.Binary("*", N.Var(hi, s.dtype), N.Const(d, T.I32)), N.Var(lo, s.dtype))
+            one, zero = N.Const(1, T.I32), N.Const(0, T.I32)
+            inner = N.For(lo, s.dtype, zero, "<", N.Const(d, T.I32), one,
+                          N.Block((N.Decl(s.var, s.dtype, at),) + s.body.body))
+            self.s_For(N.For(hi, s.dtype, zero, "<", N.Const(count // d, T.I32), one, N.Block((inner,))))
             return
         if count == 1:
             self.types[s.var] = s.dtype
@@ -778,6 +799,47 @@ def _frame_keys(f: _Frame, carried: dict) -> set:
     return set(carried) | {("s", f.id, n) for n in f.carried}
 
 
+COALESCED = "coalesced"  # the counter of a run of writes merged by _coalesce
+
+
+def _coalesce(prev: Write, w: Write, fresh) -> Write | None:
+    """One write for ``prev`` then ``w`` when they store the same value at equally
+    spaced elements (``v[0] = 0; v[1] = 0; ...``, as a lifted vector initializer is):
+    ``prev`` may already be such a run (its last counter). A read of the run at a
+    symbolic element then matches one write."""
+    if (w.dtype, w.guard, w.value) != (prev.dtype, prev.guard, prev.value) or term_syms(w.value):
+        return None
+    run = prev.dom[-1] if prev.dom and prev.dom[-1].name.startswith(COALESCED) else None
+    if run is not None and prev.dom[:-1] == w.dom:
+        stride, base, n = prev.index.coef(run), prev.index.subst({run: Lin()}), run.extent
+    elif prev.dom == w.dom:
+        diff = w.index - prev.index
+        stride, base, n = diff.const, prev.index, 1
+        if not diff.is_const:
+            return None
+    else:
+        return None
+    if stride < nbytes(w.dtype) or w.index != base + Lin((), stride * n):
+        return None
+    j = fresh(COALESCED, n + 1)
+    return replace(prev, dom=w.dom + (j,), index=base + Lin.of(j, stride))
+
+
+def _split_divisor(s: N.For, start: Lin, step: int, count: int) -> int | None:
+    """A constant d the body of loop ``s`` (from 0 by 1, declaring its counter) divides
+    or reduces its counter by, when d divides the trip count."""
+    from ...ir.visitor import walk
+
+    if not (s.declared and step == 1 and start == Lin()):
+        return None
+    for n in walk(s.body):
+        if isinstance(n, N.Binary) and n.op in ("/", "%") and isinstance(n.lhs, N.Var) and n.lhs.name == s.var:
+            d = try_fold(n.rhs)
+            if isinstance(d, int) and 1 < d < count and count % d == 0:
+                return d
+    return None
+
+
 def _roots(t) -> set:
     if isinstance(t, N.Var):
         return {t.name}
@@ -842,7 +904,11 @@ def summarize(loops, body: N.Block, prelude, params, consts: dict) -> Summary:
     ``loops``: the nest's phases.Loop list; ``prelude``: replicated scalar declarations;
     ``params``: the kernel parameters; ``consts``: integer macro values."""
     s = _Summarizer(params, consts)
-    s.block(prelude)
+    for d in prelude:
+        try:
+            s.block([d])
+        except Declined:  # e.g. a grid size from run-time scalars: fine unless used
+            s.env[d.name], s.types[d.name] = Opaque(d.name), d.dtype
     psyms = []
     for l in loops:
         start, step = s.lin(l.start), s.lin(l.step)
@@ -931,10 +997,16 @@ def _split_core(v):
     _decline("the stored value is not a sum of products")
 
 
-def match_gemm(summary: Summary) -> Gemm:
+def match_gemm(summary: Summary, vectors: bool = False, loop_guards: bool = False) -> Gemm:
+    """The GEMM of a phase's summary. For tensorizers that can take them: ``vectors``, a
+    matrix-vector product (no row or no column counter: a dimension of extent 1);
+    ``loop_guards``, a store condition over the store's sequential loops too."""
     if len(summary.stores) != 1:
         _decline(f"the phase stores {len(summary.stores)} values (a GEMM stores one)")
     st = summary.stores[0]
+    psyms = {s for s, _ in summary.psyms}
+    if not loop_guards and any(not c.lin.syms <= psyms for c in st.guard):
+        _decline("the store's condition depends on a sequential loop counter")
     for n in nodes(st.value):
         if isinstance(n, TLoad) and n.buf == st.buf and n.index != st.index:
             _decline(f"{st.buf} is read at other elements than the one stored")
@@ -977,7 +1049,7 @@ def match_gemm(summary: Summary) -> Gemm:
     for s in term_syms(epi) | (term_syms(init) if init is not None else set()):
         if roles.get(s) not in ("row", "col", "batch"):
             _decline("the epilogue depends on a counter that is not an output index")
-    if not any(r == "row" for r in roles.values()) or not any(r == "col" for r in roles.values()):
+    if not vectors and (not any(r == "row" for r in roles.values()) or not any(r == "col" for r in roles.values())):
         # one operand indexes the output alone: x must be the row operand
         _decline("the product has no row or no column dimension (a matrix-vector product)")
     if any(roles[s] == "col" for s in x.index.syms if s in roles):

@@ -16,8 +16,8 @@ conversion declines); the accumulation is float32, which is exact for integer op
 only below 2^24 (checked) and otherwise differs from the source's order of summation by
 rounding, as every tiled GEMM does.
 
-``tensorize_gpu_phase`` returns the kernel or the reason it declined; the caller keeps the
-scalar kernel then.
+``tensorize_gpu_phase`` returns the kernel or the reason it declined; the caller then
+tries the shared-memory tiled kernel (tile_gpu.py), else keeps the scalar kernel.
 """
 from __future__ import annotations
 
