@@ -291,8 +291,9 @@ def _collectives_as_statements(body: N.Block, dialect: str, namer: Namer) -> N.B
         return intr if intr is not None and intr.collective and intr.returns is not None else None
 
     class Extract(Transformer):
-        def __init__(self):
+        def __init__(self, span):
             self.pending = []
+            self.span = span  # the statement's: a decline about the call points there
 
         def visit_Call(self, c):
             intr = collective(c)
@@ -301,7 +302,7 @@ def _collectives_as_statements(body: N.Block, dialect: str, namer: Namer) -> N.B
             operand = next((a for a, p in zip(c.args, intr.params) if p.name == "var"), None)
             dtype = (type_of(operand) if operand is not None else None) or intr.returns
             name = namer.fresh("lanes")
-            self.pending += [N.Decl(name, dtype), N.Assign(N.Var(name, dtype), c)]
+            self.pending += [N.Decl(name, dtype, span=self.span), N.Assign(N.Var(name, dtype), c, span=self.span)]
             return N.Var(name, dtype)
 
     class Split(Transformer):
@@ -314,7 +315,7 @@ def _collectives_as_statements(body: N.Block, dialect: str, namer: Namer) -> N.B
                 if isinstance(st, (N.Block, N.If, N.For, N.While)):
                     out.append(st)  # its own blocks are already split (bottom-up)
                     continue
-                ex = Extract()
+                ex = Extract(getattr(st, "span", None))
                 new = ex(st)
                 out.extend(ex.pending + [new])
             return dataclasses.replace(b, body=tuple(out))
