@@ -1,14 +1,14 @@
 """MLU tensorization: elementwise phases become NRAM chunks, __memcpy and __bang_* calls,
 verified on the BANG emulator; other phases stay scalar with a reason."""
 import re
-import subprocess
 
-from xpiler import paths
 from xpiler.ir import nodes as N
 from xpiler.ir import types as T
 from xpiler.passes.lower.cover import pointwise_patterns
 from xpiler.smt.reals import prove_equal
 from xpiler.translate import TranslateOptions, translate_file
+
+from .conftest import run_strict_bang
 
 # A CUDA kernel with host code; BODY is the guarded statement of thread i.
 CUDA = """
@@ -108,13 +108,7 @@ int main() {
   return 0;
 }
 """)
-    rt = paths.runtime_dir()
-    exe = tmp_path / "strict"
-    subprocess.run(["g++", "-std=c++17", "-O1", "-w", "-I", str(rt), "-include", str(rt / "bang_emu.h"),
-                    "-DXPILER_BANG_STRICT=1", "-DXPILER_BANG_ALIGN_BYTES=128",
-                    "-x", "c++", str(tmp_path / "k.mlu"), "-x", "c++", str(tmp_path / "main.cpp"),
-                    "-o", str(exe), "-lpthread"], check=True)
-    r = subprocess.run([str(exe)], capture_output=True, text=True, timeout=120)
+    r = run_strict_bang(tmp_path)
     assert r.returncode == 0, r.stderr
 
 

@@ -1,10 +1,10 @@
 """MLU pooling windows: window reductions become bands of input rows in NRAM and one
 __bang_*pool call per band, verified on the BANG emulator; padding windows stay scalar
 with a reason."""
-import subprocess
 
-from xpiler import paths
 from xpiler.translate import TranslateOptions, translate_file
+
+from .conftest import run_strict_bang
 
 # NHWC max pool, 3x3 window, stride 2, odd sizes (C = 3 forces padded NRAM layouts);
 # the accumulator starts at the window's first tap, the update is an if.
@@ -137,13 +137,7 @@ int main() {
   return 0;
 }
 """)
-    rt = paths.runtime_dir()
-    exe = tmp_path / "strict"
-    subprocess.run(["g++", "-std=c++17", "-O1", "-w", "-I", str(rt), "-include", str(rt / "bang_emu.h"),
-                    "-DXPILER_BANG_STRICT=1", "-DXPILER_BANG_ALIGN_BYTES=128",
-                    "-x", "c++", str(tmp_path / "k.mlu"), "-x", "c++", str(tmp_path / "main.cpp"),
-                    "-o", str(exe), "-lpthread"], check=True)
-    r = subprocess.run([str(exe)], capture_output=True, text=True, timeout=120)
+    r = run_strict_bang(tmp_path)
     assert r.returncode == 0, r.stderr
 
 
